@@ -1,0 +1,58 @@
+# The README's two commands are `make demo` and `make test`; everything else supports them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes; the stamp records which extras were installed.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+MYPY_SRC := $(VENV)/mypy-src
+
+.PHONY: demo test lint format bench wheel-check clean install dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(RUNTIME_STAMP)
+dev: $(DEV_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	$(BIN)/ocop-trace demo --dir demo
+
+# mypy cannot follow setuptools' editable-install import hook, so it reads the sources
+# through links carrying the installed package names.
+$(MYPY_SRC):
+	mkdir -p $(MYPY_SRC)
+	ln -sfn $(CURDIR)/trace $(MYPY_SRC)/ocop_trace
+	ln -sfn $(CURDIR)/ledger $(MYPY_SRC)/ledger
+
+lint: $(DEV_STAMP) $(MYPY_SRC)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MYPYPATH=$(MYPY_SRC) $(BIN)/mypy -p ledger -p ocop_trace
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(DEV_STAMP)
+	$(BIN)/python tests/bench/run.py
+
+# Build the wheel and run the installed command from a fresh environment outside the
+# repository, so a missing package file or an import-name mistake fails here.
+wheel-check: $(DEV_STAMP)
+	bash .ci/wheel-check
+
+clean:
+	rm -rf build dist *.egg-info demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""Which key may sign which kind of statement, as recorded by key statements in the ledger.
+
+The root key is pinned in configuration and may sign only `key.registered` and
+`key.revoked`, granting anything. A registered key may sign the kinds listed in its
+registration (`kinds`); a key that may sign `key.registered` can hand out only what its
+own registration lets it delegate (`may_grant`), both as kinds and as further grants, so
+authority never grows by delegation. A council key can thus register producer keys for
+batch statements without being able to sign batches itself. Revocation takes effect from
+the next entry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.errors import AuthorityError, EncodingError
+from ledger.statement import HEX64, KIND_PATTERN, Statement
+
+KEY_REGISTERED = "key.registered"
+KEY_REVOKED = "key.revoked"
+ROOT_KINDS = frozenset({KEY_REGISTERED, KEY_REVOKED})
+ROLES = frozenset({"ledger", "council", "producer", "inspector"})
+NAME_PATTERN = re.compile(r"[^\s+]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    key_id: str
+    role: str
+    name: str
+    kinds: frozenset[str]
+    may_grant: frozenset[str]
+    subject: str
+    registered_index: int
+    revoked_index: int | None = None
+
+
+def grant_from_registration(statement: Statement, index: int) -> KeyGrant:
+    """Read and check the body of a key.registered statement."""
+    body: dict[str, Any] = statement.body
+    key_id, role, name = body.get("key_id"), body.get("role"), body.get("name")
+    kinds, may_grant = body.get("kinds"), body.get("may_grant", [])
+    subject = body.get("subject", "")
+    if type(key_id) is not str or not HEX64.fullmatch(key_id):
+        raise EncodingError(
+            "key.registered: key_id must be 64 hex digits",
+            index=index,
+            expected="hex public key",
+            found=key_id,
+        )
+    if role not in ROLES:
+        raise EncodingError(
+            "key.registered: unknown role", index=index, expected=sorted(ROLES), found=role
+        )
+    if type(name) is not str or not NAME_PATTERN.fullmatch(name):
+        raise EncodingError(
+            "key.registered: name must be 1-64 characters without spaces or '+'",
+            index=index,
+            expected="key name",
+            found=name,
+        )
+    if type(kinds) is not list or not all(
+        type(k) is str and KIND_PATTERN.fullmatch(k) for k in kinds
+    ):
+        raise EncodingError(
+            "key.registered: kinds must be a list of statement kinds",
+            index=index,
+            expected="list of kinds",
+            found=kinds,
+        )
+    if type(may_grant) is not list or not all(
+        type(k) is str and KIND_PATTERN.fullmatch(k) for k in may_grant
+    ):
+        raise EncodingError(
+            "key.registered: may_grant must be a list of statement kinds",
+            index=index,
+            expected="list of kinds",
+            found=may_grant,
+        )
+    if type(subject) is not str:
+        raise EncodingError(
+            "key.registered: subject must be a string",
+            index=index,
+            expected="string",
+            found=subject,
+        )
+    return KeyGrant(key_id, str(role), name, frozenset(kinds), frozenset(may_grant), subject, index)
+
+
+class KeyRegistry:
+    """The authority state after some prefix of the ledger; `apply` advances it by one entry."""
+
+    def __init__(self, root_key_id: str, grants: dict[str, KeyGrant] | None = None) -> None:
+        self.root_key_id = root_key_id
+        self.grants: dict[str, KeyGrant] = dict(grants or {})
+
+    def check(self, statement: Statement, index: int) -> None:
+        """Raise AuthorityError unless the signer may sign this kind at this index."""
+        kinds = self._kinds_of(statement.key_id, statement.kind, index)
+        if statement.kind not in kinds:
+            raise AuthorityError(
+                f"key {statement.key_id[:16]}… has no authority for {statement.kind}",
+                index=index,
+                expected=f"a key allowed to sign {statement.kind}",
+                found=f"key allowed {sorted(kinds)}",
+            )
+        if statement.kind == KEY_REGISTERED:
+            grant = grant_from_registration(statement, index)
+            if grant.key_id in self.grants or grant.key_id == self.root_key_id:
+                raise AuthorityError(
+                    "key is already registered",
+                    index=index,
+                    expected="a new key",
+                    found=grant.key_id[:16] + "…",
+                )
+            if statement.key_id != self.root_key_id:
+                may_grant = self.grants[statement.key_id].may_grant
+                asked = grant.kinds | grant.may_grant
+                if not asked <= may_grant:
+                    raise AuthorityError(
+                        "a key cannot hand out kinds its own registration does not let it grant",
+                        index=index,
+                        expected=f"a subset of {sorted(may_grant)}",
+                        found=sorted(asked - may_grant),
+                    )
+        elif statement.kind == KEY_REVOKED:
+            target = statement.body.get("key_id")
+            existing = self.grants.get(target) if type(target) is str else None
+            if existing is None or existing.revoked_index is not None:
+                raise AuthorityError(
+                    "only a registered, unrevoked key can be revoked",
+                    index=index,
+                    expected="a registered key",
+                    found=target,
+                )
+
+    def _kinds_of(self, key_id: str, kind: str, index: int) -> frozenset[str]:
+        if key_id == self.root_key_id:
+            return ROOT_KINDS
+        grant = self.grants.get(key_id)
+        if grant is None:
+            raise AuthorityError(
+                f"{kind} signed by an unregistered key",
+                index=index,
+                expected="a key registered earlier in the ledger",
+                found=key_id[:16] + "…",
+            )
+        if grant.revoked_index is not None:
+            raise AuthorityError(
+                f"{kind} signed by a revoked key",
+                index=index,
+                expected=f"a key valid at entry {index}",
+                found=f"key revoked at entry {grant.revoked_index}",
+            )
+        return grant.kinds
+
+    def apply(self, statement: Statement, index: int) -> KeyGrant | None:
+        """Record the effect of an already-checked statement; returns the changed grant."""
+        if statement.kind == KEY_REGISTERED:
+            grant = grant_from_registration(statement, index)
+        elif statement.kind == KEY_REVOKED:
+            old = self.grants[statement.body["key_id"]]
+            grant = dataclasses.replace(old, revoked_index=index)
+        else:
+            return None
+        self.grants[grant.key_id] = grant
+        return grant
+
+    def check_and_apply(self, statement: Statement, index: int) -> KeyGrant | None:
+        self.check(statement, index)
+        return self.apply(statement, index)
+
+    def ledger_keys(self) -> list[KeyGrant]:
+        """Keys registered with the `ledger` role: the ones that may sign checkpoints."""
+        return [g for g in self.grants.values() if g.role == "ledger"]

@@ -1,0 +1,425 @@
+"""The ledger on a SQL database: durable, database-serialised appends, proofs and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import SQLModel
+
+from ledger import merkle
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant, KeyRegistry
+from ledger.errors import AppendError, LedgerError, ProofError
+from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
+from ledger.statement import GENESIS_PREV_HASH, Statement, entry_bytes, utc_now
+from ledger.tables import (
+    LedgerCheckpointRow,
+    LedgerEntryRow,
+    LedgerHeadRow,
+    LedgerKeyRow,
+    LedgerNodeRow,
+)
+
+ENTRY = LedgerEntryRow.__table__  # type: ignore[attr-defined]
+NODE = LedgerNodeRow.__table__  # type: ignore[attr-defined]
+CHECKPOINT = LedgerCheckpointRow.__table__  # type: ignore[attr-defined]
+KEY = LedgerKeyRow.__table__  # type: ignore[attr-defined]
+HEAD = LedgerHeadRow.__table__  # type: ignore[attr-defined]
+LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD]
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for a SQLite file (WAL, fully synchronous) or a PostgreSQL URL."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 60})
+            _configure_sqlite(engine)
+            return engine
+        return create_engine(parsed, pool_pre_ping=True)
+    except ArgumentError:  # NoSuchModuleError (an unknown database kind) is one too
+        raise LedgerError(
+            "not a database URL this service can use",
+            expected="sqlite:///FILE or postgresql://USER@HOST/DB",
+            found=url.split("@")[-1],  # never echo a password
+        ) from None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that returned is on disk, so an acknowledged append survives.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # An appender must hold the write lock from its first read of the head, or two
+        # processes could read the same head; SQLite's way to say so is BEGIN IMMEDIATE.
+        immediate = conn.get_execution_options().get("ledger_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an append returns: where the statement now lives in the ledger."""
+
+    index: int
+    entry_hash: str
+    statement_hash: str
+    integrated_at: str
+    duplicate: bool = False
+
+
+def frontier_nodes(size: int) -> list[tuple[int, int]]:
+    """The stored complete subtrees whose union is leaves [0, size), largest first."""
+    nodes, start = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes
+
+
+class LedgerStore:
+    """Appends statements and answers proofs; all state lives in the database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        origin: str,
+        root_key_id: str,
+        signer: NoteSigner | None = None,
+        checkpoint_interval: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.origin = origin
+        self.root_key_id = root_key_id
+        self.signer = signer
+        self.checkpoint_interval = checkpoint_interval
+        self._last_checkpoint_check = 0.0
+
+    # -- schema -------------------------------------------------------------------------
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine, tables=LEDGER_TABLES)
+        with self.engine.begin() as conn:
+            stmt = _insert_ignore(conn, HEAD).values(id=1, size=0, head_hash=GENESIS_PREV_HASH)
+            conn.execute(stmt)
+
+    # -- reading --------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(HEAD.c.size, HEAD.c.head_hash).where(HEAD.c.id == 1)).one()
+        return int(row.size), str(row.head_hash)
+
+    def size(self) -> int:
+        return self.head()[0]
+
+    def entry(self, index: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(ENTRY.c.data).where(ENTRY.c.idx == index)).scalar()
+        return bytes(data) if data is not None else None
+
+    def entries(self, start: int = 0, page: int = 2000) -> Iterator[tuple[int, bytes]]:
+        """Every entry from `start` in index order, a page at a time (constant memory)."""
+        after = start - 1
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(ENTRY.c.idx, ENTRY.c.data)
+                    .where(ENTRY.c.idx > after)
+                    .order_by(ENTRY.c.idx)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield int(row.idx), bytes(row.data)
+            after = int(rows[-1].idx)
+
+    def checkpoints(self, after_size: int = -1) -> Iterator[tuple[int, str]]:
+        """Every stored checkpoint as (size, note), by size."""
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(CHECKPOINT.c.size, CHECKPOINT.c.note)
+                    .where(CHECKPOINT.c.size > after_size)
+                    .order_by(CHECKPOINT.c.size)
+                    .limit(1000)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield int(row.size), str(row.note)
+            after_size = int(rows[-1].size)
+
+    def latest_checkpoint(self) -> str | None:
+        with self.engine.connect() as conn:
+            note = conn.execute(
+                select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
+            ).scalar()
+        return str(note) if note is not None else None
+
+    def grants(self) -> dict[str, KeyGrant]:
+        with self.engine.connect() as conn:
+            return {g.key_id: g for g in _grants_where(conn, None)}
+
+    def _node_getter(
+        self, conn: Connection, wanted: Sequence[tuple[int, int]]
+    ) -> Callable[[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        unique = sorted(set(wanted))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = conn.execute(
+                select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(
+                    tuple_(NODE.c.level, NODE.c.idx).in_(chunk)
+                )
+            )
+            found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
+
+        def get_node(level: int, index: int) -> bytes:
+            try:
+                return found[(level, index)]
+            except KeyError:
+                raise ProofError(
+                    "a Merkle node the proof needs is missing from the store",
+                    expected=f"node level {level} index {index}",
+                    found="nothing",
+                ) from None
+
+        return get_node
+
+    def root(self, size: int | None = None) -> bytes:
+        with self.engine.connect() as conn:
+            size = self._size_in(conn) if size is None else size
+            return merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
+        """(tree size, audit path) for entry `index`, reading O(log n) nodes in one query."""
+        with self.engine.connect() as conn:
+            size = self._size_in(conn) if size is None else size
+            if not 0 <= index < size:
+                raise ProofError(
+                    "no entry at that index", expected=f"0 <= index < {size}", found=index
+                )
+            wanted = merkle.nodes_needed_for_inclusion(index, size)
+            return size, merkle.inclusion_proof(index, size, self._node_getter(conn, wanted))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            current = self._size_in(conn)
+            if not 0 < size1 <= size2 <= current:
+                raise ProofError(
+                    "sizes out of range",
+                    expected=f"0 < size1 <= size2 <= {current}",
+                    found=(size1, size2),
+                )
+            wanted = merkle.nodes_needed_for_consistency(size1, size2)
+            return merkle.consistency_proof(size1, size2, self._node_getter(conn, wanted))
+
+    @staticmethod
+    def _size_in(conn: Connection) -> int:
+        return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+
+    # -- appending ------------------------------------------------------------------------
+    def append(self, statements: Sequence[Statement], *, verified: bool = False) -> list[Receipt]:
+        """Append statements atomically, in order; all or none. Returns one receipt each.
+
+        Signatures are checked before the write lock is taken, so the lock covers only the
+        hashing and the inserts. A statement already in the ledger is not appended again;
+        its receipt says `duplicate`.
+        """
+        canon = [s.canonical() for s in statements]
+        if not verified:
+            for statement in statements:
+                statement.verify()
+        stmt_hashes = [hashlib.sha256(c).digest() for c in canon]
+        with self.engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
+            receipts = self._append_locked(conn, statements, canon, stmt_hashes)
+        self._maybe_checkpoint()
+        return receipts
+
+    def _append_locked(
+        self,
+        conn: Connection,
+        statements: Sequence[Statement],
+        canon: list[bytes],
+        stmt_hashes: list[bytes],
+    ) -> list[Receipt]:
+        head = conn.execute(
+            select(HEAD.c.size, HEAD.c.head_hash).where(HEAD.c.id == 1).with_for_update()
+        ).one_or_none()
+        if head is None:
+            raise AppendError(
+                "the ledger has no schema yet", expected="ocop-trace init", found="no head row"
+            )
+        size, prev_hash = int(head.size), str(head.head_hash)
+        existing = {
+            bytes(r.statement_hash): Receipt(
+                int(r.idx),
+                bytes(r.entry_hash).hex(),
+                bytes(r.statement_hash).hex(),
+                str(r.integrated_at),
+                duplicate=True,
+            )
+            for r in conn.execute(
+                select(
+                    ENTRY.c.idx, ENTRY.c.entry_hash, ENTRY.c.statement_hash, ENTRY.c.integrated_at
+                ).where(ENTRY.c.statement_hash.in_(set(stmt_hashes)))
+            )
+        }
+        registry = KeyRegistry(self.root_key_id, self._grants_for(conn, statements))
+        frontier = merkle.CompactRange.from_store(
+            size, self._node_getter(conn, frontier_nodes(size))
+        )
+        now = utc_now()
+        receipts: list[Receipt] = []
+        entry_rows: list[dict[str, Any]] = []
+        node_rows: list[dict[str, Any]] = []
+        changed: dict[str, KeyGrant] = {}
+        for statement, data, stmt_hash in zip(statements, canon, stmt_hashes, strict=True):
+            if stmt_hash in existing:
+                receipts.append(existing[stmt_hash])
+                continue
+            index = size + len(entry_rows)
+            grant = registry.check_and_apply(statement, index)
+            if grant is not None:
+                changed[grant.key_id] = grant
+            entry = entry_bytes(index, prev_hash, now, data)
+            entry_hash = hashlib.sha256(entry).digest()
+            for level, node_index, node in frontier.append_with_nodes(merkle.leaf_hash(entry)):
+                node_rows.append({"level": level, "idx": node_index, "hash": node})
+            entry_rows.append(
+                {
+                    "idx": index,
+                    "entry_hash": entry_hash,
+                    "statement_hash": stmt_hash,
+                    "kind": statement.kind,
+                    "key_id": statement.key_id,
+                    "integrated_at": now,
+                    "data": entry,
+                }
+            )
+            receipt = Receipt(index, entry_hash.hex(), stmt_hash.hex(), now)
+            receipts.append(receipt)
+            existing[stmt_hash] = dataclasses.replace(receipt, duplicate=True)
+            prev_hash = entry_hash.hex()
+        if entry_rows:
+            conn.execute(insert(ENTRY), entry_rows)
+            conn.execute(insert(NODE), node_rows)
+            self._save_grants(conn, changed)
+            conn.execute(
+                update(HEAD)
+                .where(HEAD.c.id == 1)
+                .values(size=size + len(entry_rows), head_hash=prev_hash)
+            )
+        return receipts
+
+    def _grants_for(self, conn: Connection, statements: Sequence[Statement]) -> dict[str, KeyGrant]:
+        ids = {s.key_id for s in statements}
+        ids |= {
+            s.body["key_id"]
+            for s in statements
+            if s.kind in (KEY_REGISTERED, KEY_REVOKED) and type(s.body.get("key_id")) is str
+        }
+        return {g.key_id: g for g in _grants_where(conn, ids)}
+
+    @staticmethod
+    def _save_grants(conn: Connection, changed: dict[str, KeyGrant]) -> None:
+        for grant in changed.values():
+            if grant.revoked_index is None:
+                conn.execute(
+                    insert(KEY).values(
+                        key_id=grant.key_id,
+                        role=grant.role,
+                        name=grant.name,
+                        kinds=json.dumps(sorted(grant.kinds)),
+                        may_grant=json.dumps(sorted(grant.may_grant)),
+                        subject=grant.subject,
+                        registered_index=grant.registered_index,
+                        revoked_index=None,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(KEY)
+                    .where(KEY.c.key_id == grant.key_id)
+                    .values(revoked_index=grant.revoked_index)
+                )
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def publish_checkpoint(self) -> str:
+        """Sign and store a checkpoint of the current tree; returns the signed note."""
+        if self.signer is None:
+            raise LedgerError(
+                "no ledger key is configured to sign checkpoints",
+                expected="a ledger signing key",
+                found="none",
+            )
+        with self.engine.connect() as conn:
+            size = self._size_in(conn)
+            root = merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+        note = sign_note(format_checkpoint(Checkpoint(self.origin, size, root)), [self.signer])
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert_ignore(conn, CHECKPOINT).values(
+                    size=size, root=root, note=note, created_at=utc_now()
+                )
+            )
+            stored = conn.execute(
+                select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)
+            ).scalar_one()
+        self._last_checkpoint_check = time.monotonic()
+        return str(stored)
+
+    def _maybe_checkpoint(self) -> None:
+        # Checked against a local clock first so a busy appender costs no extra query.
+        if self.signer is None:
+            return
+        if time.monotonic() - self._last_checkpoint_check >= self.checkpoint_interval:
+            self.publish_checkpoint()
+
+
+def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
+    query = select(KEY)
+    if ids is not None:
+        if not ids:
+            return []
+        query = query.where(KEY.c.key_id.in_(ids))
+    return [
+        KeyGrant(
+            r.key_id,
+            r.role,
+            r.name,
+            frozenset(json.loads(r.kinds)),
+            frozenset(json.loads(r.may_grant)),
+            r.subject,
+            int(r.registered_index),
+            None if r.revoked_index is None else int(r.revoked_index),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def _insert_ignore(conn: Connection, table: Any) -> Any:
+    """INSERT that does nothing when the primary key exists, on SQLite and PostgreSQL."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()

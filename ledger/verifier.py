@@ -1,0 +1,422 @@
+"""Verify a whole ledger from a stream of entries and checkpoints, trusting only the root key.
+
+Workers (separate processes) do everything that needs no history: parse each entry's
+canonical bytes, check its statement signature, hash it. The main process then walks the
+results in order and checks what does: index continuity, hash links, authority at that
+point of the ledger, the Merkle root against each checkpoint, and the trusted checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import merkle
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
+from ledger.errors import LedgerError, NoteError
+from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_checkpoint
+from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
+
+CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """An entry as stored: its claimed position (for error reports) and its bytes."""
+
+    position: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    note: str
+    source: str = "stored checkpoint"
+
+
+Record = EntryRecord | CheckpointRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    index: int | None
+    reason: str
+    message: str
+    expected: str | None = None
+    found: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "reason": self.reason,
+            "message": self.message,
+            "expected": self.expected,
+            "found": self.found,
+        }
+
+    def __str__(self) -> str:
+        where = f"entry {self.index}: " if self.index is not None else ""
+        text = f"{where}{self.message} [{self.reason}]"
+        if self.expected is not None or self.found is not None:
+            text += f"\n  expected: {self.expected}\n  found:    {self.found}"
+        return text
+
+
+@dataclass(slots=True)
+class Report:
+    ok: bool
+    failure: Failure | None
+    entries: int
+    checkpoints: int
+    root: str
+    kinds: dict[str, int] = field(default_factory=dict)
+    keys: int = 0
+    revoked_keys: int = 0
+    latest_checkpoint: int | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failure": self.failure.to_json() if self.failure else None,
+            "entries": self.entries,
+            "checkpoints_verified": self.checkpoints,
+            "root": self.root,
+            "kinds": self.kinds,
+            "keys": self.keys,
+            "revoked_keys": self.revoked_keys,
+            "latest_checkpoint": self.latest_checkpoint,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _Stop(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+# A worker's verdict on one entry: facts the sequential checks need, or a failure.
+Facts = tuple[int, str, bytes, bytes, str, str, dict[str, Any] | None]
+
+
+def check_entries(records: list[tuple[int, bytes]]) -> list[Facts | Failure]:
+    """Everything about these entries that does not depend on earlier ones."""
+    out: list[Facts | Failure] = []
+    for position, data in records:
+        try:
+            entry = parse_entry(data)
+            entry.statement.verify()
+        except LedgerError as exc:
+            out.append(
+                Failure(position, exc.reason, exc.message, _text(exc.expected), _text(exc.found))
+            )
+            continue
+        st = entry.statement
+        body = st.body if st.kind in (KEY_REGISTERED, KEY_REVOKED) else None
+        out.append(
+            (
+                entry.index,
+                entry.prev_hash,
+                hashlib.sha256(data).digest(),
+                merkle.leaf_hash(data),
+                st.key_id,
+                st.kind,
+                body,
+            )
+        )
+    return out
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class _Walker:
+    """The sequential half: chain, authority, Merkle state and checkpoints."""
+
+    def __init__(self, root_key_id: str, trusted: str | None) -> None:
+        self.registry = KeyRegistry(root_key_id)
+        self.tree = merkle.CompactRange()
+        self.prev_hash = GENESIS_PREV_HASH
+        self.kinds: Counter[str] = Counter()
+        self.roots_seen: dict[int, bytes] = {}
+        self.checkpoints = 0
+        self.latest_checkpoint: int | None = None
+        self.pending: deque[tuple[Checkpoint, CheckpointRecord]] = deque()
+        if trusted is not None:
+            record = CheckpointRecord(trusted, "trusted checkpoint")
+            self.pending.append((self._parse(record), record))
+
+    def entry(self, facts: Facts | Failure) -> None:
+        if isinstance(facts, Failure):
+            raise _Stop(facts)
+        index, prev_hash, entry_hash, leaf, key_id, kind, body = facts
+        expected = self.tree.size
+        if index != expected:
+            raise _Stop(
+                Failure(
+                    expected, "index", "entry index breaks the sequence", str(expected), str(index)
+                )
+            )
+        if prev_hash != self.prev_hash:
+            raise _Stop(
+                Failure(
+                    index,
+                    "hash_link",
+                    "prev_hash does not match the previous entry",
+                    self.prev_hash,
+                    prev_hash,
+                )
+            )
+        try:
+            self.registry.check_and_apply(Statement(kind, key_id, "", body or {}, ""), index)
+        except LedgerError as exc:
+            raise _Stop(
+                Failure(index, exc.reason, exc.message, _text(exc.expected), _text(exc.found))
+            ) from None
+        self.tree.append(leaf)
+        self.prev_hash = entry_hash.hex()
+        self.kinds[kind] += 1
+        if self.pending and self.pending[0][0].size == self.tree.size:
+            self._settle()
+
+    def checkpoint(self, record: CheckpointRecord) -> None:
+        cp = self._parse(record)
+        # Keep the queue in size order so each checkpoint is checked when its size is reached.
+        self.pending.append((cp, record))
+        self.pending = deque(sorted(self.pending, key=lambda item: item[0].size))
+        self._settle()
+
+    def finish(self, expected_size: int | None) -> None:
+        self._settle()
+        if expected_size is not None and expected_size != self.tree.size:
+            raise _Stop(
+                Failure(
+                    min(expected_size, self.tree.size),
+                    "truncated" if expected_size > self.tree.size else "size",
+                    f"the ledger's head says {expected_size} entries, {self.tree.size} were found",
+                    str(expected_size),
+                    str(self.tree.size),
+                )
+            )
+        if self.pending:
+            cp, record = self.pending[0]
+            reason = "rollback" if record.source == "trusted checkpoint" else "truncated"
+            raise _Stop(
+                Failure(
+                    self.tree.size,
+                    reason,
+                    f"{record.source} covers {cp.size} entries but the ledger "
+                    f"holds only {self.tree.size}",
+                    f"at least {cp.size} entries",
+                    str(self.tree.size),
+                )
+            )
+
+    def _settle(self) -> None:
+        while self.pending and self.pending[0][0].size <= self.tree.size:
+            cp, record = self.pending.popleft()
+            if cp.size < self.tree.size:
+                raise _Stop(
+                    Failure(
+                        cp.size,
+                        "checkpoint_order",
+                        f"{record.source} of size {cp.size} came after entry {self.tree.size - 1}",
+                        "checkpoints in size order",
+                        str(cp.size),
+                    )
+                )
+            for other, _ in self.pending:
+                # A fork is a fork whichever of the two disagreeing checkpoints comes first.
+                if other.size == cp.size and other.root_hash != cp.root_hash:
+                    raise _Stop(
+                        Failure(
+                            cp.size - 1 if cp.size else None,
+                            "fork",
+                            f"two checkpoints of size {cp.size} disagree",
+                            cp.root_hash.hex(),
+                            other.root_hash.hex(),
+                        )
+                    )
+            self._check(cp, record)
+
+    @staticmethod
+    def _parse(record: CheckpointRecord) -> Checkpoint:
+        try:
+            return parse_checkpoint(_note_text(record.note))
+        except (NoteError, ValueError) as exc:
+            raise _Stop(
+                Failure(None, "checkpoint_malformed", f"{record.source} is not a checkpoint: {exc}")
+            ) from None
+
+    def _check(self, cp: Checkpoint, record: CheckpointRecord) -> None:
+        where = cp.size - 1 if cp.size else None
+        verifiers = [
+            NoteVerifier(
+                g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id)
+            )
+            for g in self.registry.ledger_keys()
+            if g.registered_index < cp.size
+            and (g.revoked_index is None or g.revoked_index >= cp.size)
+        ]
+        try:
+            open_note(record.note, verifiers)
+        except NoteError as exc:
+            raise _Stop(
+                Failure(
+                    where,
+                    "checkpoint_signature",
+                    f"{record.source} of size {cp.size} is not signed by a ledger "
+                    f"key valid at that size: {exc.message}",
+                    _text(exc.expected),
+                    _text(exc.found),
+                )
+            ) from None
+        root = self.tree.root()
+        earlier = self.roots_seen.get(cp.size)
+        if earlier is not None and earlier != cp.root_hash:
+            raise _Stop(
+                Failure(
+                    where,
+                    "fork",
+                    f"two checkpoints of size {cp.size} disagree",
+                    earlier.hex(),
+                    cp.root_hash.hex(),
+                )
+            )
+        if cp.root_hash != root:
+            reason = "fork" if record.source == "trusted checkpoint" else "checkpoint_root"
+            raise _Stop(
+                Failure(
+                    where,
+                    reason,
+                    f"{record.source} root does not match the entries",
+                    root.hex(),
+                    cp.root_hash.hex(),
+                )
+            )
+        self.roots_seen[cp.size] = cp.root_hash
+        if record.source != "trusted checkpoint":
+            self.checkpoints += 1
+            self.latest_checkpoint = max(self.latest_checkpoint or 0, cp.size)
+
+
+def _note_text(note: str) -> str:
+    """The text part of a signed note (up to its last blank line), for parsing."""
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise ValueError("no blank line between text and signatures")
+    return note[: cut + 1]
+
+
+def _chunks(records: Iterable[Record]) -> Iterator[list[tuple[int, bytes]]]:
+    """Group entries for the workers; checkpoints go to the walker as they are met.
+
+    A checkpoint is queued before the entries that follow it are checked, and the walker
+    checks each queued checkpoint when the tree reaches its size, so order is preserved.
+    """
+    chunk: list[tuple[int, bytes]] = []
+    for record in records:
+        if isinstance(record, EntryRecord):
+            chunk.append((record.position, record.data))
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
+        else:
+            if chunk:
+                yield chunk
+                chunk = []
+            yield [(-1, record.note.encode("utf-8"))]
+    if chunk:
+        yield chunk
+
+
+def verify(
+    records: Iterable[Record],
+    root_key_id: str,
+    *,
+    workers: int | None = None,
+    trusted_checkpoint: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    expected_size: int | None = None,
+    extra_checks: Callable[[], Failure | None] | None = None,
+) -> Report:
+    """Check every record; stop at the first failure. Memory stays constant in ledger size."""
+    started = time.perf_counter()
+    workers = os.cpu_count() or 1 if workers is None else max(1, workers)
+    walker: _Walker | None = None
+    failure: Failure | None = None
+    try:
+        walker = _Walker(root_key_id, trusted_checkpoint)
+        for results in _checked(records, walker, workers):
+            for item in results:
+                walker.entry(item)
+            if on_progress is not None:
+                on_progress(walker.tree.size)
+        walker.finish(expected_size)
+        if extra_checks is not None:
+            failure = extra_checks()
+    except _Stop as stop:
+        failure = stop.failure
+    if walker is None:
+        return Report(
+            False, failure, 0, 0, merkle.EMPTY_ROOT.hex(), seconds=time.perf_counter() - started
+        )
+    grants = walker.registry.grants.values()
+    return Report(
+        ok=failure is None,
+        failure=failure,
+        entries=walker.tree.size,
+        checkpoints=walker.checkpoints,
+        root=walker.tree.root().hex(),
+        kinds=dict(sorted(walker.kinds.items())),
+        keys=len(walker.registry.grants),
+        revoked_keys=sum(1 for g in grants if g.revoked_index is not None),
+        latest_checkpoint=walker.latest_checkpoint,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _checked(
+    records: Iterable[Record], walker: _Walker, workers: int
+) -> Iterator[list[Facts | Failure]]:
+    """Worker results in ledger order, with a bounded number of chunks in flight."""
+    chunks = _chunks(records)
+    if workers == 1:
+        for chunk in chunks:
+            if chunk[0][0] == -1:
+                walker.checkpoint(CheckpointRecord(chunk[0][1].decode("utf-8")))
+                continue
+            yield check_entries(chunk)
+        return
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    in_flight: deque[Future[list[Facts | Failure]] | str] = deque()
+    limit = workers * 4
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for chunk in chunks:
+            if chunk[0][0] == -1:
+                in_flight.append(chunk[0][1].decode("utf-8"))
+            else:
+                in_flight.append(pool.submit(check_entries, chunk))
+            while len(in_flight) > limit or (in_flight and isinstance(in_flight[0], str)):
+                yield from _drain_one(in_flight, walker)
+        while in_flight:
+            yield from _drain_one(in_flight, walker)
+
+
+def _drain_one(
+    in_flight: deque[Future[list[Facts | Failure]] | str], walker: _Walker
+) -> Iterator[list[Facts | Failure]]:
+    head = in_flight.popleft()
+    if isinstance(head, str):
+        walker.checkpoint(CheckpointRecord(head))
+    else:
+        yield head.result()

@@ -1,0 +1,160 @@
+"""The ocop-trace command line, run in-process: exit status 0 valid, 1 invalid, 2 usage/I-O."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ocop_trace.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRACE_DATABASE_URL", f"sqlite:///{tmp_path / 'trace.db'}")
+    monkeypatch.setenv("TRACE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("TRACE_ROOT_KEY", raising=False)
+    return tmp_path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def root_key(env: Path) -> str:
+    code, out, _ = invoke("init")
+    assert code == 0
+    return next(line.split(": ")[1] for line in out.splitlines() if line.startswith("root key"))
+
+
+def test_init_is_idempotent(env: Path) -> None:
+    code, out, _ = invoke("init")
+    assert code == 0
+    assert "genesis entry 0" in out
+    assert (env / "keys" / "root.pem").stat().st_mode & 0o777 == 0o600
+    code, out, _ = invoke("init")
+    assert code == 0
+    assert "genesis" not in out
+
+
+def test_keygen_never_prints_the_secret_and_refuses_to_overwrite(env: Path) -> None:
+    code, out, _ = invoke("keygen", "--out", "k.pem", "--name", "htx-tai-hoan")
+    assert code == 0
+    assert "key id: " in out
+    assert "htx-tai-hoan+" in out
+    assert "PRIVATE" not in out
+    code, _, err = invoke("keygen", "--out", "k.pem")
+    assert code == 2
+    assert "k.pem" in err
+
+
+def test_sign_append_export_verify(env: Path) -> None:
+    root = root_key(env)
+    code, out, _ = invoke(
+        "sign",
+        "--key",
+        "keys/root.pem",
+        "--kind",
+        "key.registered",
+        "--body",
+        json.dumps(
+            {
+                "key_id": "ab" * 32,
+                "role": "inspector",
+                "name": "inspector-1",
+                "kinds": [],
+                "subject": "",
+            }
+        ),
+    )
+    assert code == 0
+    (env / "st.jsonl").write_text(out, "utf-8")
+    code, out, _ = invoke("append", "st.jsonl")
+    assert code == 0
+    assert json.loads(out)["index"] == 1
+    code, out, _ = invoke("append", "st.jsonl")
+    assert json.loads(out)["duplicate"] is True
+    code, _, _ = invoke("export", "--out", "ledger.jsonl")
+    assert code == 0
+    code, out, _ = invoke("verify", "--bundle", "ledger.jsonl", "--root-key", root, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["entries"] == 2
+    code, out, _ = invoke("verify", "--json", "--workers", "2")
+    assert code == 0
+    assert json.loads(out)["entries"] == 2
+
+
+def test_unauthorised_append_is_a_clear_error(env: Path) -> None:
+    root_key(env)
+    invoke("keygen", "--out", "stranger.pem")
+    code, out, _ = invoke(
+        "sign", "--key", "stranger.pem", "--kind", "batch.registered", "--body", '{"lot": "L1"}'
+    )
+    (env / "st.jsonl").write_text(out, "utf-8")
+    code, _, err = invoke("append", "st.jsonl")
+    assert code == 2
+    assert "unregistered key" in err
+    assert "Traceback" not in err
+
+
+def test_tampered_bundle_exits_1_naming_the_entry(env: Path) -> None:
+    root = root_key(env)
+    invoke("export", "--out", "ledger.jsonl")
+    text = (env / "ledger.jsonl").read_text("utf-8")
+    (env / "ledger.jsonl").write_text(text.replace('"role":"ledger"', '"role":"council"'), "utf-8")
+    code, out, _ = invoke("verify", "--bundle", "ledger.jsonl", "--root-key", root)
+    assert code == 1
+    assert "INVALID" in out
+    assert "entry 0" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "ledger.jsonl:1: the first line is not a bundle header"),
+        ('{"format":"other"}\n', "ledger.jsonl:1: field 'format' is wrong"),
+        (
+            '{"format":"ocop-trace-bundle/1","origin":"o","root_key_id":"'
+            + "a" * 64
+            + '","size":1}\n{"index":0',
+            "ledger.jsonl:2: the file is cut off",
+        ),
+        (
+            '{"format":"ocop-trace-bundle/1","origin":"o","root_key_id":"'
+            + "a" * 64
+            + '","size":1}\nhello\n',
+            "ledger.jsonl:2: neither an entry nor a checkpoint",
+        ),
+    ],
+)
+def test_malformed_bundle_exits_2_naming_the_line(env: Path, content: str, message: str) -> None:
+    (env / "ledger.jsonl").write_text(content, "utf-8")
+    code, _, err = invoke("verify", "--bundle", "ledger.jsonl", "--root-key", "a" * 64)
+    assert code == 2
+    assert message in " ".join(err.split())
+
+
+def test_usage_errors_exit_2(env: Path) -> None:
+    assert invoke("verify", "--bundle", "missing.jsonl", "--root-key", "a" * 64)[0] == 2
+    assert invoke("verify", "--bundle", "x", "--db", "sqlite:///x.db")[0] == 2
+    assert invoke("verify", "--workers", "0")[0] == 2
+    code, _, err = invoke("verify", "--db", "nonsense://")
+    assert code == 2
+    assert "Traceback" not in err
+
+
+def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
+    code, out, _ = invoke("demo", "--dir", "d")
+    assert code == 0, out
+    assert "VALID" in out
+    code, out, _ = invoke("demo", "--dir", "d")
+    assert code == 0
+    assert "0 appended now" in out

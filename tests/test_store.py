@@ -1,0 +1,122 @@
+"""The SQL store on SQLite and PostgreSQL: appends, idempotency, atomicity, proofs."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from conftest import LedgerKit
+from sqlalchemy import func, select
+
+from ledger import keys, merkle
+from ledger.bundle import store_records
+from ledger.errors import AuthorityError, ProofError, SignatureError
+from ledger.note import NoteVerifier, note_key_id, open_checkpoint
+from ledger.statement import parse_entry, sign_statement
+from ledger.store import ENTRY, NODE
+from ledger.verifier import verify
+
+
+def batch(kit: LedgerKit, n: int, tag: str = "L") -> list:  # type: ignore[type-arg]
+    return [
+        sign_statement("batch.registered", {"lot": f"{tag}{i}"}, kit.producer) for i in range(n)
+    ]
+
+
+def all_leaves(kit: LedgerKit) -> list[bytes]:
+    return [merkle.leaf_hash(data) for _, data in kit.store.entries()]
+
+
+def test_append_links_entries_and_returns_receipts(kit: LedgerKit) -> None:
+    receipts = kit.store.append(batch(kit, 5))
+    assert [r.index for r in receipts] == [3, 4, 5, 6, 7]
+    assert kit.store.size() == 8
+    previous = None
+    for index, data in kit.store.entries():
+        entry = parse_entry(data)
+        assert entry.index == index
+        if previous is not None:
+            assert entry.prev_hash == hashlib.sha256(previous).hexdigest()
+        previous = data
+    assert receipts[-1].entry_hash == hashlib.sha256(previous or b"").hexdigest()
+    assert kit.store.head() == (8, receipts[-1].entry_hash)
+
+
+def test_same_statement_is_appended_once(kit: LedgerKit) -> None:
+    statements = batch(kit, 2)
+    first = kit.store.append(statements)
+    again = kit.store.append([statements[1], statements[0]])
+    assert [r.index for r in again] == [first[1].index, first[0].index]
+    assert all(r.duplicate for r in again)
+    assert kit.store.size() == 5
+
+
+def test_refused_statement_leaves_nothing_written(kit: LedgerKit) -> None:
+    good = batch(kit, 2)
+    bad = sign_statement("rating.recorded", {"stars": 5}, kit.producer)
+    with pytest.raises(AuthorityError) as info:
+        kit.store.append([*good, bad])
+    assert info.value.index == 5
+    assert kit.store.size() == 3
+    with kit.store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ENTRY)).scalar_one() == 3
+        nodes = conn.execute(select(func.count()).select_from(NODE)).scalar_one()
+    assert nodes == 4  # three leaves and the complete subtree over leaves 0-1
+
+
+def test_bad_signature_is_refused_before_any_write(kit: LedgerKit) -> None:
+    statement = batch(kit, 1)[0]
+    forged = type(statement)(
+        statement.kind, statement.key_id, statement.issued_at, {"lot": "forged"}, statement.sig
+    )
+    with pytest.raises(SignatureError):
+        kit.store.append([forged])
+    assert kit.store.size() == 3
+
+
+def test_inclusion_and_consistency_proofs_verify(kit: LedgerKit) -> None:
+    kit.store.append(batch(kit, 40))
+    leaves = all_leaves(kit)
+    size = len(leaves)
+    root = kit.store.root()
+    assert root == merkle.root_from_leaf_hashes(leaves)
+    for index in (0, 1, 17, size - 1):
+        proof_size, proof = kit.store.inclusion_proof(index)
+        assert proof_size == size
+        merkle.verify_inclusion(leaves[index], index, size, proof, root)
+    for old in (1, 3, 20, size):
+        proof = kit.store.consistency_proof(old, size)
+        merkle.verify_consistency(old, size, proof, kit.store.root(old), root)
+    with pytest.raises(ProofError):
+        kit.store.inclusion_proof(size)
+
+
+def test_checkpoint_is_a_signed_note_of_the_current_root(kit: LedgerKit) -> None:
+    kit.store.append(batch(kit, 4))
+    note = kit.store.publish_checkpoint()
+    public = keys.public_bytes(kit.ledger_key)
+    verifier = NoteVerifier(kit.store.origin, note_key_id(kit.store.origin, public), public)
+    checkpoint = open_checkpoint(note, verifier)
+    assert checkpoint.size == 7
+    assert checkpoint.root_hash == merkle.root_from_leaf_hashes(all_leaves(kit))
+    assert kit.store.latest_checkpoint() == note
+
+
+def test_checkpoints_follow_appends_automatically(kit: LedgerKit) -> None:
+    kit.store.checkpoint_interval = 0.0
+    kit.store.append(batch(kit, 1))
+    kit.store.append(batch(kit, 1, "M"))
+    sizes = [size for size, _ in kit.store.checkpoints()]
+    assert sizes[-2:] == [4, 5]
+
+
+def test_store_verifies_end_to_end(kit: LedgerKit) -> None:
+    kit.store.append(batch(kit, 30))
+    kit.store.publish_checkpoint()
+    report = verify(
+        store_records(kit.store), kit.root_key_id, workers=2, expected_size=kit.store.size()
+    )
+    assert report.ok, report.failure
+    assert report.entries == 33
+    assert report.checkpoints == 2
+    assert report.root == kit.store.root().hex()

@@ -1,0 +1,315 @@
+"""The ocop-trace command line: keys, ledger set-up, appends, export and verification."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger import keys
+from ledger.bundle import export_bundle, read_header, read_records, store_records
+from ledger.canonical import parse_json
+from ledger.errors import LedgerError
+from ledger.note import format_verifier_key
+from ledger.statement import parse_statement, sign_statement
+from ledger.verifier import Report, verify
+from ocop_trace.ledger_setup import init_ledger, open_store, root_key_id
+from ocop_trace.settings import Settings
+
+app = typer.Typer(
+    name="ocop-trace",
+    help="Traceability for OCOP products: a signed, hash-chained ledger you can verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL. Default: $TRACE_DATABASE_URL or sqlite:///trace.db."),
+]
+
+
+def fail(message: str) -> NoReturn:
+    """A usage or input problem: say what to fix and exit with status 2."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into a message and exit status 2, never a traceback."""
+    try:
+        yield
+    except LedgerError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"invalid setting: {problems}")
+    except OSError as exc:
+        fail(f"{exc.filename or 'file'}: {exc.strerror or exc}")
+    except SQLAlchemyError as exc:
+        # The driver's own first line says what went wrong (refused, no such database...).
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(f"database error: {reason}")
+
+
+def settings_with(db: str | None) -> Settings:
+    with user_errors():
+        settings = Settings()
+    return settings.model_copy(update={"database_url": db}) if db else settings
+
+
+def passphrase_from(env_name: str | None) -> bytes | None:
+    if env_name is None:
+        return None
+    value = os.environ.get(env_name)
+    if not value:
+        fail(f"--passphrase-env {env_name}: that environment variable is empty or unset")
+    return value.encode("utf-8")
+
+
+@app.command()
+def init(db: DbOption = None) -> None:
+    """Create the database schema, keys (if missing) and the genesis entry. Safe to re-run."""
+    settings = settings_with(db)
+    with user_errors():
+        result = init_ledger(settings)
+    out.print(f"ledger ready at [bold]{settings.database_url}[/]")
+    if result.created_keys:
+        out.print(f"new keys written to {settings.key_dir}/ (keep root.pem offline)")
+    if result.genesis_index is not None:
+        out.print(f"genesis entry {result.genesis_index} registers the ledger key")
+    out.print(f"root key (pin it as TRACE_ROOT_KEY): {result.root_key_id}")
+    out.print(f"ledger verifier key: {result.ledger_vkey}")
+
+
+@app.command()
+def keygen(
+    out_path: Annotated[Path, typer.Option("--out", help="Private key file to write (PEM).")],
+    name: Annotated[str, typer.Option(help="Key name used in signed-note verifier keys.")] = "key",
+    passphrase_env: Annotated[
+        str | None,
+        typer.Option(help="Name of an environment variable holding a passphrase to encrypt with."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Generate an Ed25519 signing key; prints its key id and verifier key, never the secret."""
+    passphrase = passphrase_from(passphrase_env)
+    with user_errors():
+        key = keys.generate()
+        keys.save_private_key(key, out_path, passphrase, overwrite=force)
+        public = keys.public_bytes(key)
+        vkey = format_verifier_key(name, public)
+    out.print(f"wrote {out_path} ({'encrypted' if passphrase else 'unencrypted'}, mode 0600)")
+    out.print(f"key id: {keys.key_id(public)}")
+    out.print(f"verifier key: {vkey}")
+
+
+@app.command()
+def sign(
+    key_file: Annotated[Path, typer.Option("--key", help="Private key file (PEM).")],
+    kind: Annotated[str, typer.Option(help="Statement kind, e.g. batch.registered.")],
+    body: Annotated[str, typer.Option(help="Statement body as a JSON object, or @FILE.")],
+    passphrase_env: Annotated[
+        str | None, typer.Option(help="Env variable with the passphrase.")
+    ] = None,
+) -> None:
+    """Sign a statement offline and print it as one JSON line, ready for `append`."""
+    passphrase = passphrase_from(passphrase_env)
+    with user_errors():
+        text = Path(body[1:]).read_text("utf-8") if body.startswith("@") else body
+        value = parse_json(text)
+        if type(value) is not dict:
+            fail("--body must be a JSON object")
+        statement = sign_statement(kind, value, keys.load_private_key(key_file, passphrase))
+    print(json.dumps(statement.to_json(), ensure_ascii=False))
+
+
+@app.command()
+def append(
+    statements_file: Annotated[Path, typer.Argument(help="JSON Lines file of signed statements.")],
+    db: DbOption = None,
+) -> None:
+    """Append pre-signed statements (all or none) and print one receipt per statement."""
+    settings = settings_with(db)
+    with user_errors():
+        statements = []
+        for number, line in enumerate(statements_file.read_bytes().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                statements.append(parse_statement(line))
+            except LedgerError as exc:
+                fail(f"{statements_file}:{number}: {exc}")
+        receipts = open_store(settings).append(statements)
+    for receipt in receipts:
+        print(
+            json.dumps(
+                {
+                    "index": receipt.index,
+                    "entry_hash": receipt.entry_hash,
+                    "duplicate": receipt.duplicate,
+                }
+            )
+        )
+
+
+@app.command()
+def checkpoint(db: DbOption = None) -> None:
+    """Sign and store a checkpoint of the ledger now, and print it (a C2SP signed note)."""
+    settings = settings_with(db)
+    with user_errors():
+        note = open_store(settings).publish_checkpoint()
+    sys.stdout.write(note)
+
+
+@app.command()
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON Lines).")],
+    db: DbOption = None,
+) -> None:
+    """Export the ledger to a self-contained bundle that verifies with no database."""
+    settings = settings_with(db)
+    with user_errors():
+        count = export_bundle(open_store(settings, signing=False), out_path)
+    out.print(f"exported {count} entries to {out_path}")
+
+
+@app.command("verify")
+def verify_command(
+    db: DbOption = None,
+    bundle: Annotated[Path | None, typer.Option(help="Verify this bundle file instead.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    trusted_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint saved earlier: refuse a ledger that rolled back or forked."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes checking signatures.")] = (
+        os.cpu_count() or 1
+    ),
+    root_key: Annotated[
+        str | None, typer.Option(help="Pinned root key (64 hex). Default: $TRACE_ROOT_KEY.")
+    ] = None,
+) -> None:
+    """Verify the whole ledger. Exit 0 valid, 1 invalid (first failure shown), 2 usage/I-O."""
+    if db and bundle:
+        fail("give either --db or --bundle, not both")
+    settings = settings_with(db)
+    with user_errors():
+        trusted = trusted_checkpoint.read_text("utf-8") if trusted_checkpoint else None
+        pinned = root_key or settings.root_key
+        if bundle is not None:
+            header = read_header(bundle)
+            if pinned is None:
+                err.print(
+                    "warning: no root key pinned (--root-key or TRACE_ROOT_KEY); "
+                    "trusting the one the bundle names",
+                    highlight=False,
+                )
+            pinned = pinned or header.root_key_id
+            records: Any = read_records(bundle)
+            expected_size = header.size
+        else:
+            pinned = pinned or root_key_id(settings)
+            store = open_store(settings, signing=False, root_key=pinned)
+            expected_size = store.size()
+            records = store_records(store)
+        report = _run_verify(records, pinned, workers, trusted, expected_size, show=not as_json)
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _run_verify(
+    records: Any, root: str, workers: int, trusted: str | None, size: int, *, show: bool
+) -> Report:
+    if not (show and sys.stderr.isatty()):
+        return verify(
+            records, root, workers=workers, trusted_checkpoint=trusted, expected_size=size
+        )
+    columns = (
+        TextColumn("verifying"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("verify", total=size)
+        update: Callable[[int], None] = lambda n: progress.update(task, completed=n)  # noqa: E731
+        return verify(
+            records,
+            root,
+            workers=workers,
+            trusted_checkpoint=trusted,
+            expected_size=size,
+            on_progress=update,
+        )
+
+
+def _print_report(report: Report) -> None:
+    if report.ok:
+        out.print(
+            f"[bold green]VALID[/] {report.entries:,} entries, "
+            f"{report.checkpoints} checkpoints verified, {report.keys} keys "
+            f"({report.revoked_keys} revoked), {report.seconds:.2f}s"
+        )
+        out.print(f"root {report.root}")
+        for kind, count in report.kinds.items():
+            out.print(f"  {kind}: {count:,}")
+        return
+    out.print(f"[bold red]INVALID[/] after {report.entries:,} good entries", highlight=False)
+    out.print(str(report.failure), highlight=False, markup=False)
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder for the demo database and keys.")
+    ] = Path("demo"),
+) -> None:
+    """Build a demonstration ledger (Bắc Kạn OCOP data), export it, verify it. Idempotent."""
+    from ocop_trace.demo import run_demo
+
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'trace.db'}", key_dir=directory / "keys"
+    )
+    with user_errors():
+        result = run_demo(settings)
+    new = sum(1 for r in result.receipts if not r.duplicate)
+    out.print(
+        f"demo ledger: {settings.database_url} ({result.report.entries} entries, "
+        f"{new} appended now, {len(result.receipts) - new} already present)"
+    )
+    out.print(f"bundle: {result.bundle}")
+    _print_report(result.report)
+    root = root_key_id(settings)
+    out.print("\nTry:")
+    out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")
+    out.print(
+        f"  TRACE_KEY_DIR={settings.key_dir} .venv/bin/ocop-trace verify "
+        f"--db {settings.database_url}"
+    )
+    out.print("  (the demo's certificate numbers, lots and dates are invented)")
