@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ledger.errors import EncodingError
@@ -107,30 +108,56 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON strictly (no floats, NaN or duplicate keys) and `validate` the result."""
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise EncodingError(
+            "integer out of range", expected=f"|n| <= {MAX_SAFE_INTEGER}", found=text[:40]
+        )
+    return value
+
+
+def _loads(data: bytes | str, pairs_hook: Any) -> Any:
     if len(data) > MAX_CANONICAL_BYTES:
         raise EncodingError(
             "document too large", expected=f"<= {MAX_CANONICAL_BYTES} bytes", found=len(data)
         )
     try:
-        value = json.loads(
+        return json.loads(
             data,
             parse_float=_reject_float,
+            parse_int=_safe_int,
             parse_constant=_reject_constant,
-            object_pairs_hook=_unique_keys,
+            object_pairs_hook=pairs_hook,
         )
     except EncodingError:
         raise
     except (ValueError, RecursionError) as exc:
         raise EncodingError("not valid JSON", expected="JSON text", found=str(exc)[:200]) from None
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON strictly (no floats, NaN or duplicate keys) and `validate` the result."""
+    value = _loads(data, _unique_keys)
     validate(value)
     return value
 
 
+# In canonical bytes an object key is the only string followed by a colon; inside string
+# values quotes are escaped, so this finds every key and nothing else.
+_KEY_BYTES = re.compile(rb'[{,]"((?:[^"\\]|\\.)*)":')
+
+
 def parse_canonical(data: bytes) -> Any:
-    """Parse bytes that must already be canonical; compute the canonical form, then compare."""
-    value = parse_json(data)
+    """Parse bytes that must already be canonical; compute the canonical form, then compare.
+
+    This is the verifier's per-entry path, so it avoids walking the value: the comparison
+    with our own encoding rejects duplicate keys, other spacing and escaping; hooks reject
+    floats and out-of-range integers; object keys are checked on the bytes; the full
+    `validate` walk runs only when the bytes could hold something those checks do not
+    cover (true/false/null, a long string, deep nesting, an unusual key).
+    """
+    value = _loads(data, None)
     expected = _encode(value)
     if expected != data:
         position = next(
@@ -142,4 +169,16 @@ def parse_canonical(data: bytes) -> Any:
             expected=expected[position : position + 24].decode("utf-8", "replace"),
             found=data[position : position + 24].decode("utf-8", "replace"),
         )
+    if (
+        b"true" in data
+        or b"false" in data
+        or b"null" in data
+        or len(data) > MAX_STRING_CHARS
+        or data.count(b"{") + data.count(b"[") > MAX_DEPTH
+        or not all(
+            0 < len(key) <= MAX_KEY_CHARS and key.isascii() and b"\\" not in key
+            for key in _KEY_BYTES.findall(data)
+        )
+    ):
+        validate(value)
     return value

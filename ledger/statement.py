@@ -41,7 +41,7 @@ def check_timestamp(value: object, field: str) -> str:
             found=value,
         )
     try:
-        datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
+        datetime.fromisoformat(value[:19])
     except ValueError:
         raise EncodingError(
             f"{field} is not a real date", expected="a calendar date", found=value
@@ -82,10 +82,14 @@ class Statement:
     def signature(self) -> bytes:
         return base64.b64decode(self.sig)
 
-    def verify(self) -> None:
-        """Raise SignatureError unless `sig` is the signer's signature over the statement."""
+    def verify(self, signing_input: bytes | None = None) -> None:
+        """Raise SignatureError unless `sig` is the signer's signature over the statement.
+
+        `signing_input` may be passed when already known (see Entry.signing_input).
+        """
         public = keys.public_key_from_id(self.key_id)
-        if not keys.verify_signature(public, self.signature(), self.signing_input()):
+        message = self.signing_input() if signing_input is None else signing_input
+        if not keys.verify_signature(public, self.signature(), message):
             raise SignatureError(
                 f"signature of {self.kind} statement does not verify",
                 expected=f"a signature by key {self.key_id[:16]}…",
@@ -176,6 +180,23 @@ class Entry:
     @property
     def hash(self) -> bytes:
         return hashlib.sha256(self.data).digest()
+
+    def signing_input(self) -> bytes:
+        """The statement's signing input, cut from the canonical entry bytes.
+
+        In canonical form the statement is the entry's last member and `sig` the
+        statement's last member, so removing `,"sig":"…"` leaves exactly the canonical
+        unsigned statement: no second encoding is needed.
+        """
+        statement = self.data[self.data.index(b',"statement":') + 13 : -1]
+        suffix = b',"sig":"' + self.statement.sig.encode("ascii") + b'"}'
+        if not statement.endswith(suffix):
+            raise EncodingError(
+                "statement bytes do not end with its signature",
+                expected="canonical statement",
+                found=statement[-40:],
+            )
+        return STATEMENT_DOMAIN + statement[: -len(suffix)] + b"}"
 
 
 def entry_bytes(

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -185,15 +193,22 @@ class LedgerStore:
         self, conn: Connection, wanted: Sequence[tuple[int, int]]
     ) -> Callable[[int, int], bytes]:
         found: dict[tuple[int, int], bytes] = {}
-        unique = sorted(set(wanted))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = conn.execute(
-                select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(
-                    tuple_(NODE.c.level, NODE.c.idx).in_(chunk)
-                )
+        by_level: dict[int, list[int]] = {}
+        for level, index in set(wanted):
+            by_level.setdefault(level, []).append(index)
+        if by_level:
+            # This is the proof hot path, and building the equivalent SQLAlchemy expression
+            # costs more than the query itself. Every value is an int we computed, so the
+            # literal SQL below cannot carry anything a caller typed. One primary-key probe
+            # per (level, idx): SQLite uses the index for this OR, not for a row-value IN.
+            condition = " OR ".join(
+                f"(level = {int(level)} AND idx IN ({','.join(str(int(i)) for i in indices)}))"
+                for level, indices in by_level.items()
             )
-            found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
+            rows = conn.exec_driver_sql(
+                f"SELECT level, idx, hash FROM ledger_node WHERE {condition}"  # noqa: S608
+            )
+            found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
 
         def get_node(level: int, index: int) -> bytes:
             try:

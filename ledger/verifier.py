@@ -113,7 +113,7 @@ def check_entries(records: list[tuple[int, bytes]]) -> list[Facts | Failure]:
     for position, data in records:
         try:
             entry = parse_entry(data)
-            entry.statement.verify()
+            entry.statement.verify(entry.signing_input())
         except LedgerError as exc:
             out.append(
                 Failure(position, exc.reason, exc.message, _text(exc.expected), _text(exc.found))

@@ -85,7 +85,10 @@ def test_refuses_ambiguous_values(value: Any, message: str) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b'{"a":1,"a":2}', "duplicate object key"),
+        (b'{"a":1,"a":2}', "not in canonical"),
+        (b'{"a":true}', "only integers"),
+        (b'{"\xc3\xa9":1}', "printable ASCII"),
+        (b'{"a":9007199254740992}', "integer out of range"),
         (b'{"a":1.0}', "must be integers"),
         (b'{"a":NaN}', "NaN"),
         (b'{"a":', "not valid JSON"),
@@ -105,6 +108,11 @@ def test_not_canonical_error_points_at_the_byte() -> None:
     assert "byte 7" in str(info.value)
     assert info.value.found is not None
     assert info.value.found.startswith(" ")
+
+
+def test_parse_json_names_duplicate_keys() -> None:
+    with pytest.raises(EncodingError, match="duplicate object key"):
+        parse_json(b'{"a":1,"a":2}')
 
 
 def test_parse_json_accepts_any_layout() -> None:

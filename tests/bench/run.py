@@ -1,0 +1,257 @@
+"""`make bench`: ledger throughput and proof costs, each as a ratio to a baseline of the same run.
+
+The machines are shared and noisy, so every figure is compared with a baseline measured
+moments before in the same process (raw Ed25519 verification, hashlib), never with a
+number from another day. Results go to stdout as a Markdown table for docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger import keys, merkle
+from ledger.authority import KEY_REGISTERED
+from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
+from ledger.statement import GENESIS_PREV_HASH, Statement, make_entry, sign_statement
+from ledger.store import NODE, LedgerStore, open_engine
+
+ORIGIN = "bench.ocop-trace.local/ledger"
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def record(name: str, measured: str, target: str, ok: bool) -> None:
+    ROWS.append((name, measured, target, "yes" if ok else "NO"))
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {measured} (target {target})", flush=True)
+
+
+def raw_verify_rate(seconds: float = 2.0) -> float:
+    """Single-core Ed25519 verifications per second on a typical statement-sized message."""
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    message = os.urandom(400)
+    signature = key.sign(message)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            public.verify(signature, message)
+        count += 200
+    return count / (time.perf_counter() - start)
+
+
+class Actors:
+    def __init__(self) -> None:
+        self.root, self.ledger, self.council, self.producer = (keys.generate() for _ in range(4))
+        self.root_id = keys.key_id(keys.public_bytes(self.root))
+
+    def registration(
+        self, signer: Ed25519PrivateKey, key: Ed25519PrivateKey, role: str, kinds: list[str],
+        may_grant: list[str] | None = None,
+    ) -> Statement:
+        body = {"key_id": keys.key_id(keys.public_bytes(key)), "role": role, "name": ORIGIN,
+                "kinds": kinds, "may_grant": may_grant or [], "subject": role}
+        return sign_statement(KEY_REGISTERED, body, signer)
+
+    def genesis(self) -> list[Statement]:
+        return [
+            self.registration(self.root, self.ledger, "ledger", []),
+            self.registration(self.root, self.council, "council", [KEY_REGISTERED],
+                              may_grant=["batch.registered"]),
+            self.registration(self.council, self.producer, "producer", ["batch.registered"]),
+        ]
+
+    def batches(self, start: int, count: int) -> list[Statement]:
+        return [
+            sign_statement("batch.registered", {
+                "batch_id": f"b-{i}", "product_id": "mien-dong-tai-hoan", "lot": f"L{i:08d}",
+                "produced_on": "2026-01-04", "quantity": 1200, "unit": "kg",
+                "origin": "thôn Chè Cọ, xã Côn Minh, tỉnh Thái Nguyên"}, self.producer,
+                "2026-01-05T09:00:00Z")
+            for i in range(start, start + count)
+        ]
+
+
+def write_bundle(actors: Actors, size: int, path: Path) -> None:
+    """An honest ledger of `size` entries with a checkpoint every 10,000, straight to a file."""
+    signer = NoteSigner(ORIGIN, actors.ledger)
+    tree = merkle.CompactRange()
+    prev = GENESIS_PREV_HASH
+    with path.open("wb") as out:
+        header = {"format": "ocop-trace-bundle/1", "origin": ORIGIN,
+                  "root_key_id": actors.root_id, "size": size, "exported_at": "x"}
+        out.write(json.dumps(header).encode() + b"\n")
+        done = 0
+        while done < size:
+            statements = actors.genesis() if done == 0 else actors.batches(done, min(2000, size - done))
+            for statement in statements:
+                entry = make_entry(done, prev, "2026-01-05T09:00:01Z", statement)
+                out.write(entry.data + b"\n")
+                tree.append(merkle.leaf_hash(entry.data))
+                prev = entry.hash.hex()
+                done += 1
+                if done % 10_000 == 0 or done == size:
+                    note = sign_note(format_checkpoint(Checkpoint(ORIGIN, done, tree.root())),
+                                     [signer])
+                    out.write(json.dumps({"checkpoint": note}).encode() + b"\n")
+
+
+VERIFY_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from ledger.bundle import read_header, read_records
+from ledger.verifier import verify
+path, workers = Path(sys.argv[1]), int(sys.argv[2])
+header = read_header(path)
+start = time.perf_counter()
+report = verify(read_records(path), header.root_key_id, workers=workers, expected_size=header.size)
+seconds = time.perf_counter() - start
+print(json.dumps({"ok": report.ok, "entries": report.entries, "seconds": seconds,
+                  "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def verify_in_child(path: Path, workers: int) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", VERIFY_CHILD, str(path), str(workers)],
+                          capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(done.stdout)
+    if not result["ok"]:
+        raise SystemExit(f"benchmark ledger did not verify: {done.stdout}")
+    return result
+
+
+def bench_verify(actors: Actors, work: Path, size: int, workers: int) -> None:
+    small, large = work / "small.jsonl", work / "large.jsonl"
+    t0 = time.perf_counter()
+    write_bundle(actors, size, large)
+    write_bundle(actors, size // 4, small)
+    print(f"      (wrote {size:,} + {size // 4:,} signed entries in {time.perf_counter() - t0:.0f}s)")
+    raw = raw_verify_rate()
+    big = verify_in_child(large, workers)
+    rate = big["entries"] / big["seconds"]
+    ratio = rate / (raw * workers)
+    record(f"verify {size:,} entries, {workers} workers",
+           f"{rate:,.0f} entries/s = {ratio:.0%} of raw verify rate {raw:,.0f}/s × {workers}",
+           ">= 80%", ratio >= 0.80)
+    little = verify_in_child(small, workers)
+    peak = max(big["self_kb"], big["children_kb"]) / 1024
+    peak_small = max(little["self_kb"], little["children_kb"]) / 1024
+    record("verify peak memory (largest process)",
+           f"{peak:.0f} MB at {size:,} entries, {peak_small:.0f} MB at {size // 4:,}",
+           "< 200 MB, flat in size", peak < 200 and peak < peak_small * 1.2 + 5)
+    single = verify_in_child(large, 1)
+    raw1 = raw_verify_rate()
+    ratio1 = single["entries"] / single["seconds"] / raw1
+    record("verify, 1 process (in-process checks)",
+           f"{single['entries'] / single['seconds']:,.0f} entries/s = {ratio1:.0%} of raw {raw1:,.0f}/s",
+           "information", True)
+
+
+def bench_append(actors: Actors, work: Path, count: int, batch: int) -> None:
+    url = f"sqlite:///{work / 'append.db'}"
+    store = LedgerStore(open_engine(url), origin=ORIGIN, root_key_id=actors.root_id,
+                        signer=NoteSigner(ORIGIN, actors.ledger), checkpoint_interval=2.0)
+    store.create_schema()
+    store.append(actors.genesis())
+    statements = actors.batches(0, count)
+    raw = raw_verify_rate()
+    start = time.perf_counter()
+    for offset in range(0, count, batch):
+        store.append(statements[offset : offset + batch])  # verifies every signature once
+    rate = count / (time.perf_counter() - start)
+    ratio = rate / raw
+    record(f"durable append (SQLite, synchronous=FULL, batches of {batch})",
+           f"{rate:,.0f} statements/s = {ratio:.0%} of raw verify rate {raw:,.0f}/s",
+           ">= 50%", ratio >= 0.5)
+
+
+def bench_proofs(actors: Actors, work: Path, size: int) -> None:
+    # The proof reads only the node table and the head; filling them directly from the
+    # leaf hashes of `size` synthetic entries builds the same tables an append would.
+    url = f"sqlite:///{work / 'proofs.db'}"
+    store = LedgerStore(open_engine(url), origin=ORIGIN, root_key_id=actors.root_id)
+    store.create_schema()
+    leaves = [hashlib.sha256(b"\x00" + i.to_bytes(8, "big")).digest() for i in range(size)]
+    tree = merkle.CompactRange()
+    rows = []
+    for leaf in leaves:
+        rows += [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in tree.append_with_nodes(leaf)]
+    from sqlalchemy import insert, update
+    from ledger.store import HEAD
+    with store.engine.begin() as conn:
+        for start in range(0, len(rows), 50_000):
+            conn.execute(insert(NODE), rows[start : start + 50_000])
+        conn.execute(update(HEAD).values(size=size))
+    del rows
+    root = merkle.root_from_leaf_hashes(leaves)
+    import random
+    rng = random.Random(7)
+    indices = [rng.randrange(size) for _ in range(300)]
+    store.inclusion_proof(indices[0])  # warm the connection pool
+    timings = []
+    for index in indices:
+        t = time.perf_counter()
+        proof_size, proof = store.inclusion_proof(index)
+        timings.append(time.perf_counter() - t)
+        merkle.verify_inclusion(leaves[index], index, proof_size, proof, root)
+    timings.sort()
+    median, p99 = timings[len(timings) // 2] * 1000, timings[int(len(timings) * 0.99)] * 1000
+    record(f"inclusion proof from a {size:,}-entry ledger (SQLite)",
+           f"median {median:.2f} ms, p99 {p99:.2f} ms", "< 5 ms", p99 < 5)
+
+    data = [i.to_bytes(8, "big") * 4 for i in range(size)]
+    sha = hashlib.sha256
+    t = time.perf_counter()
+    for item in data:
+        sha(b"\x00" + item).digest()
+    baseline = time.perf_counter() - t
+    t = time.perf_counter()
+    merkle.root_from_leaf_hashes([merkle.leaf_hash(item) for item in data])
+    full = time.perf_counter() - t
+    t = time.perf_counter()
+    merkle.root_from_leaf_hashes(leaves)
+    interior = time.perf_counter() - t
+    record(f"Merkle root of {size:,} leaf hashes",
+           f"{interior / baseline:.2f}× hashlib hashing the {size:,} leaves "
+           f"({full / baseline:.2f}× including the leaf hashing itself)", "< 2×",
+           interior / baseline < 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--appends", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--proof-size", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["verify", "append", "proofs"], action="append")
+    args = parser.parse_args()
+    actors = Actors()
+    chosen = args.only or ["verify", "append", "proofs"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "verify" in chosen:
+            bench_verify(actors, work, args.entries, args.workers)
+        if "append" in chosen:
+            bench_append(actors, work, args.appends, args.batch)
+        if "proofs" in chosen:
+            bench_proofs(actors, work, args.proof_size)
+    print("\n| benchmark | measured | target | met |\n|---|---|---|---|")
+    for row in ROWS:
+        print("| " + " | ".join(row) + " |")
+    print(f"\n(peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
+    sys.exit(0 if all(row[3] == "yes" for row in ROWS) else 1)
+
+
+if __name__ == "__main__":
+    main()
