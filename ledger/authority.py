@@ -1,12 +1,13 @@
 """Which key may sign which kind of statement, as recorded by key statements in the ledger.
 
 The root key is pinned in configuration and may sign only `key.registered` and
-`key.revoked`, granting anything. A registered key may sign the kinds listed in its
-registration (`kinds`); a key that may sign `key.registered` can hand out only what its
-own registration lets it delegate (`may_grant`), both as kinds and as further grants, so
-authority never grows by delegation. A council key can thus register producer keys for
-batch statements without being able to sign batches itself. Revocation takes effect from
-the next entry on.
+`key.revoked`, granting anything; only it may register `ledger` and `council` keys. A
+registered key may sign the kinds listed in its registration (`kinds`); a key that may
+sign `key.registered` can hand out only what its own registration lets it delegate
+(`may_grant`), both as kinds and as further grants, so authority never grows by
+delegation. A council key can thus register producer keys for
+batch statements without being able to sign batches itself. A key is revoked by the root
+key or by the key that registered it; revocation takes effect from the next entry on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ KEY_REGISTERED = "key.registered"
 KEY_REVOKED = "key.revoked"
 ROOT_KINDS = frozenset({KEY_REGISTERED, KEY_REVOKED})
 ROLES = frozenset({"ledger", "council", "producer", "inspector"})
-NAME_PATTERN = re.compile(r"[^\s+]{1,64}")
+# Printable ASCII without space or '+': a ledger key's name is also its signed-note name.
+NAME_PATTERN = re.compile(r"[!-*,-~]{1,64}")
+MAX_SUBJECT_CHARS = 200
+# Only the root key may create keys with these roles: a ledger key signs checkpoints and a
+# council key registers others, so neither may be minted by delegation.
+ROOT_ONLY_ROLES = frozenset({"ledger", "council"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,7 @@ class KeyGrant:
     may_grant: frozenset[str]
     subject: str
     registered_index: int
+    registered_by: str
     revoked_index: int | None = None
 
 
@@ -80,14 +87,23 @@ def grant_from_registration(statement: Statement, index: int) -> KeyGrant:
             expected="list of kinds",
             found=may_grant,
         )
-    if type(subject) is not str:
+    if type(subject) is not str or len(subject) > MAX_SUBJECT_CHARS:
         raise EncodingError(
             "key.registered: subject must be a string",
             index=index,
-            expected="string",
-            found=subject,
+            expected=f"string of at most {MAX_SUBJECT_CHARS} characters",
+            found=str(subject)[:40],
         )
-    return KeyGrant(key_id, str(role), name, frozenset(kinds), frozenset(may_grant), subject, index)
+    return KeyGrant(
+        key_id,
+        str(role),
+        name,
+        frozenset(kinds),
+        frozenset(may_grant),
+        subject,
+        index,
+        statement.key_id,
+    )
 
 
 class KeyRegistry:
@@ -117,6 +133,13 @@ class KeyRegistry:
                     found=grant.key_id[:16] + "…",
                 )
             if statement.key_id != self.root_key_id:
+                if grant.role in ROOT_ONLY_ROLES:
+                    raise AuthorityError(
+                        f"only the root key may register a {grant.role} key",
+                        index=index,
+                        expected="a key registered by the root key",
+                        found=f"registration signed by {statement.key_id[:16]}…",
+                    )
                 may_grant = self.grants[statement.key_id].may_grant
                 asked = grant.kinds | grant.may_grant
                 if not asked <= may_grant:
@@ -135,6 +158,13 @@ class KeyRegistry:
                     index=index,
                     expected="a registered key",
                     found=target,
+                )
+            if statement.key_id not in (self.root_key_id, existing.registered_by):
+                raise AuthorityError(
+                    "a key can be revoked only by the root key or the key that registered it",
+                    index=index,
+                    expected=f"the root key or {existing.registered_by[:16]}…",
+                    found=f"{statement.key_id[:16]}…",
                 )
 
     def _kinds_of(self, key_id: str, kind: str, index: int) -> frozenset[str]:

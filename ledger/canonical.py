@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
+
+import orjson
 
 from ledger.errors import EncodingError
 
@@ -15,7 +16,9 @@ MAX_KEY_CHARS = 128
 MAX_DEPTH = 16
 MAX_CANONICAL_BYTES = 262_144
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# A value that passed `validate` holds only what RFC 8785 and orjson encode identically
+# (asserted against the rfc8785 reference in the tests); orjson is several times faster.
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def validate(value: Any, path: str = "$", depth: int = 0) -> None:
@@ -67,20 +70,29 @@ def _is_plain_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_CHARS and key.isascii() and key.isprintable()
 
 
-def canonical_bytes(value: Any) -> bytes:
-    """RFC 8785 bytes of `value` after `validate`; raises EncodingError."""
-    validate(value)
-    return _encode(value)
+def canonical_bytes(value: Any, *, depth: int = 0, limit: int = MAX_CANONICAL_BYTES) -> bytes:
+    """RFC 8785 bytes of `value` after `validate`; raises EncodingError.
+
+    `depth` and `limit` let a part be checked against the limits of the whole it will be
+    embedded in (a statement inside an entry).
+    """
+    validate(value, depth=depth)
+    data = _encode(value)
+    if len(data) > limit:
+        raise EncodingError(
+            "canonical form too large", expected=f"<= {limit} bytes", found=len(data)
+        )
+    return data
 
 
 def _encode(value: Any) -> bytes:
     try:
-        data = _encoder.encode(value).encode("utf-8")
-    except UnicodeEncodeError as exc:
+        data = orjson.dumps(value, option=_SORTED)
+    except TypeError:
         raise EncodingError(
             "string holds a lone surrogate, which is not valid Unicode",
             expected="valid Unicode text",
-            found=f"code point at position {exc.start}",
+            found="an unpaired surrogate code point",
         ) from None
     if len(data) > MAX_CANONICAL_BYTES:
         raise EncodingError(
@@ -143,21 +155,22 @@ def parse_json(data: bytes | str) -> Any:
     return value
 
 
-# In canonical bytes an object key is the only string followed by a colon; inside string
-# values quotes are escaped, so this finds every key and nothing else.
-_KEY_BYTES = re.compile(rb'[{,]"((?:[^"\\]|\\.)*)":')
-
-
 def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must already be canonical; compute the canonical form, then compare.
 
-    This is the verifier's per-entry path, so it avoids walking the value: the comparison
-    with our own encoding rejects duplicate keys, other spacing and escaping; hooks reject
-    floats and out-of-range integers; object keys are checked on the bytes; the full
-    `validate` walk runs only when the bytes could hold something those checks do not
-    cover (true/false/null, a long string, deep nesting, an unusual key).
+    Comparing with our own encoding rejects duplicate keys and any other spacing, order or
+    escaping; `validate` rejects what has no unambiguous canonical form. This runs once per
+    entry in the verifier, hence orjson for parsing and encoding.
     """
-    value = _loads(data, None)
+    if len(data) > MAX_CANONICAL_BYTES:
+        raise EncodingError(
+            "document too large", expected=f"<= {MAX_CANONICAL_BYTES} bytes", found=len(data)
+        )
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EncodingError("not valid JSON", expected="JSON text", found=str(exc)[:200]) from None
+    validate(value)
     expected = _encode(value)
     if expected != data:
         position = next(
@@ -169,16 +182,4 @@ def parse_canonical(data: bytes) -> Any:
             expected=expected[position : position + 24].decode("utf-8", "replace"),
             found=data[position : position + 24].decode("utf-8", "replace"),
         )
-    if (
-        b"true" in data
-        or b"false" in data
-        or b"null" in data
-        or len(data) > MAX_STRING_CHARS
-        or data.count(b"{") + data.count(b"[") > MAX_DEPTH
-        or not all(
-            0 < len(key) <= MAX_KEY_CHARS and key.isascii() and b"\\" not in key
-            for key in _KEY_BYTES.findall(data)
-        )
-    ):
-        validate(value)
     return value

@@ -13,16 +13,19 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import keys
-from ledger.canonical import canonical_bytes, parse_canonical, parse_json
+from ledger.canonical import MAX_CANONICAL_BYTES, canonical_bytes, parse_canonical, parse_json
 from ledger.errors import EncodingError, SignatureError
 
 # Domain separation: a statement signature can never be replayed as a signed note or any
 # other message signed by the same key, because no other format starts with these bytes.
 STATEMENT_DOMAIN = b"ocop-trace/statement/v1\n"
 GENESIS_PREV_HASH = "0" * 64
+# Room for the entry's own members around the statement.
+MAX_STATEMENT_BYTES = MAX_CANONICAL_BYTES - 1024
 
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
-TIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+# [0-9], not \d: \d also matches other scripts' digits.
+TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 STATEMENT_FIELDS = ("body", "issued_at", "key_id", "kind", "sig")
 ENTRY_FIELDS = ("index", "integrated_at", "prev_hash", "statement")
@@ -68,13 +71,15 @@ class Statement:
         }
 
     def signing_input(self) -> bytes:
-        return STATEMENT_DOMAIN + canonical_bytes(self.unsigned())
+        return signing_input_of(self.canonical(), self.sig)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.unsigned(), "sig": self.sig}
 
     def canonical(self) -> bytes:
-        return canonical_bytes(self.to_json())
+        # Checked at the depth and size it will have inside an entry, so a statement the
+        # ledger accepts always makes an entry the verifier accepts.
+        return canonical_bytes(self.to_json(), depth=1, limit=MAX_STATEMENT_BYTES)
 
     def hash(self) -> bytes:
         return hashlib.sha256(self.canonical()).digest()
@@ -95,6 +100,22 @@ class Statement:
                 expected=f"a signature by key {self.key_id[:16]}…",
                 found=self.sig[:16] + "…",
             )
+
+
+def signing_input_of(statement_canonical: bytes, sig: str) -> bytes:
+    """The signing input, cut from a statement's canonical bytes (signature included).
+
+    `sig` sorts last among the statement's members, so removing `,"sig":"…"` leaves exactly
+    the canonical unsigned statement: no second encoding is needed.
+    """
+    suffix = b',"sig":"' + sig.encode("ascii") + b'"}'
+    if not statement_canonical.endswith(suffix):
+        raise EncodingError(
+            "statement bytes do not end with its signature",
+            expected="canonical statement",
+            found=statement_canonical[-40:],
+        )
+    return STATEMENT_DOMAIN + statement_canonical[: -len(suffix)] + b"}"
 
 
 def sign_statement(
@@ -182,21 +203,9 @@ class Entry:
         return hashlib.sha256(self.data).digest()
 
     def signing_input(self) -> bytes:
-        """The statement's signing input, cut from the canonical entry bytes.
-
-        In canonical form the statement is the entry's last member and `sig` the
-        statement's last member, so removing `,"sig":"…"` leaves exactly the canonical
-        unsigned statement: no second encoding is needed.
-        """
+        """The statement's signing input, cut from the entry bytes (the statement is last)."""
         statement = self.data[self.data.index(b',"statement":') + 13 : -1]
-        suffix = b',"sig":"' + self.statement.sig.encode("ascii") + b'"}'
-        if not statement.endswith(suffix):
-            raise EncodingError(
-                "statement bytes do not end with its signature",
-                expected="canonical statement",
-                found=statement[-40:],
-            )
-        return STATEMENT_DOMAIN + statement[: -len(suffix)] + b"}"
+        return signing_input_of(statement, self.statement.sig)
 
 
 def entry_bytes(

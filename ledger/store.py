@@ -28,7 +28,13 @@ from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant, KeyRegistry
 from ledger.errors import AppendError, LedgerError, ProofError
 from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
-from ledger.statement import GENESIS_PREV_HASH, Statement, entry_bytes, utc_now
+from ledger.statement import (
+    GENESIS_PREV_HASH,
+    Statement,
+    entry_bytes,
+    signing_input_of,
+    utc_now,
+)
 from ledger.tables import (
     LedgerCheckpointRow,
     LedgerEntryRow,
@@ -264,8 +270,8 @@ class LedgerStore:
         """
         canon = [s.canonical() for s in statements]
         if not verified:
-            for statement in statements:
-                statement.verify()
+            for statement, data in zip(statements, canon, strict=True):
+                statement.verify(signing_input_of(data, statement.sig))
         stmt_hashes = [hashlib.sha256(c).digest() for c in canon]
         with self.engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
             receipts = self._append_locked(conn, statements, canon, stmt_hashes)
@@ -370,6 +376,7 @@ class LedgerStore:
                         may_grant=json.dumps(sorted(grant.may_grant)),
                         subject=grant.subject,
                         registered_index=grant.registered_index,
+                        registered_by=grant.registered_by,
                         revoked_index=None,
                     )
                 )
@@ -428,6 +435,7 @@ def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
             frozenset(json.loads(r.may_grant)),
             r.subject,
             int(r.registered_index),
+            r.registered_by,
             None if r.revoked_index is None else int(r.revoked_index),
         )
         for r in conn.execute(query)

@@ -50,6 +50,7 @@ class LedgerKeyRow(SQLModel, table=True):
     may_grant: str = Field(sa_column=Column(Text, nullable=False))
     subject: str = Field(default="", max_length=200)
     registered_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    registered_by: str = Field(max_length=64)
     revoked_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 

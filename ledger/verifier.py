@@ -25,6 +25,7 @@ from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_
 from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 256
+TRUSTED = "trusted checkpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +143,18 @@ def _text(value: object) -> str | None:
 class _Walker:
     """The sequential half: chain, authority, Merkle state and checkpoints."""
 
-    def __init__(self, root_key_id: str, trusted: str | None) -> None:
+    def __init__(self, root_key_id: str, trusted: str | None, origin: str | None) -> None:
+        self.origin = origin
         self.registry = KeyRegistry(root_key_id)
         self.tree = merkle.CompactRange()
         self.prev_hash = GENESIS_PREV_HASH
         self.kinds: Counter[str] = Counter()
-        self.roots_seen: dict[int, bytes] = {}
         self.checkpoints = 0
         self.latest_checkpoint: int | None = None
+        self.last_verified: Checkpoint | None = None
         self.pending: deque[tuple[Checkpoint, CheckpointRecord]] = deque()
         if trusted is not None:
-            record = CheckpointRecord(trusted, "trusted checkpoint")
+            record = CheckpointRecord(trusted, TRUSTED)
             self.pending.append((self._parse(record), record))
 
     def entry(self, facts: Facts | Failure) -> None:
@@ -209,7 +211,7 @@ class _Walker:
             )
         if self.pending:
             cp, record = self.pending[0]
-            reason = "rollback" if record.source == "trusted checkpoint" else "truncated"
+            reason = "rollback" if record.source == TRUSTED else "truncated"
             raise _Stop(
                 Failure(
                     self.tree.size,
@@ -224,41 +226,53 @@ class _Walker:
     def _settle(self) -> None:
         while self.pending and self.pending[0][0].size <= self.tree.size:
             cp, record = self.pending.popleft()
+            where = cp.size - 1 if cp.size else None
             if cp.size < self.tree.size:
                 raise _Stop(
                     Failure(
-                        cp.size,
+                        where,
                         "checkpoint_order",
                         f"{record.source} of size {cp.size} came after entry {self.tree.size - 1}",
                         "checkpoints in size order",
                         str(cp.size),
                     )
                 )
-            for other, _ in self.pending:
-                # A fork is a fork whichever of the two disagreeing checkpoints comes first.
+            self._check_signature(cp, record)
+            for other, other_record in self.pending:
+                # A fork is a fork whichever of two validly signed checkpoints comes first.
                 if other.size == cp.size and other.root_hash != cp.root_hash:
+                    self._check_signature(other, other_record)
                     raise _Stop(
                         Failure(
-                            cp.size - 1 if cp.size else None,
+                            where,
                             "fork",
                             f"two checkpoints of size {cp.size} disagree",
                             cp.root_hash.hex(),
                             other.root_hash.hex(),
                         )
                     )
-            self._check(cp, record)
+            self._check_root(cp, record)
 
-    @staticmethod
-    def _parse(record: CheckpointRecord) -> Checkpoint:
+    def _parse(self, record: CheckpointRecord) -> Checkpoint:
         try:
-            return parse_checkpoint(_note_text(record.note))
+            cp = parse_checkpoint(_note_text(record.note))
         except (NoteError, ValueError) as exc:
             raise _Stop(
                 Failure(None, "checkpoint_malformed", f"{record.source} is not a checkpoint: {exc}")
             ) from None
+        if self.origin is not None and cp.origin != self.origin:
+            raise _Stop(
+                Failure(
+                    cp.size - 1 if cp.size else None,
+                    "checkpoint_origin",
+                    f"{record.source} is for another log",
+                    self.origin,
+                    cp.origin,
+                )
+            )
+        return cp
 
-    def _check(self, cp: Checkpoint, record: CheckpointRecord) -> None:
-        where = cp.size - 1 if cp.size else None
+    def _check_signature(self, cp: Checkpoint, record: CheckpointRecord) -> None:
         verifiers = [
             NoteVerifier(
                 g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id)
@@ -272,7 +286,7 @@ class _Walker:
         except NoteError as exc:
             raise _Stop(
                 Failure(
-                    where,
+                    cp.size - 1 if cp.size else None,
                     "checkpoint_signature",
                     f"{record.source} of size {cp.size} is not signed by a ledger "
                     f"key valid at that size: {exc.message}",
@@ -280,31 +294,35 @@ class _Walker:
                     _text(exc.found),
                 )
             ) from None
-        root = self.tree.root()
-        earlier = self.roots_seen.get(cp.size)
-        if earlier is not None and earlier != cp.root_hash:
+
+    def _check_root(self, cp: Checkpoint, record: CheckpointRecord) -> None:
+        # Checkpoints arrive in size order, so two of one size are neighbours: remembering
+        # the last one verified is enough to name a fork, in constant memory.
+        last = self.last_verified
+        if last is not None and last.size == cp.size and last.root_hash != cp.root_hash:
             raise _Stop(
                 Failure(
-                    where,
+                    cp.size - 1 if cp.size else None,
                     "fork",
                     f"two checkpoints of size {cp.size} disagree",
-                    earlier.hex(),
+                    last.root_hash.hex(),
                     cp.root_hash.hex(),
                 )
             )
+        root = self.tree.root()
         if cp.root_hash != root:
-            reason = "fork" if record.source == "trusted checkpoint" else "checkpoint_root"
+            trusted = record.source == TRUSTED
             raise _Stop(
                 Failure(
-                    where,
-                    reason,
+                    cp.size - 1 if cp.size else None,
+                    "fork" if trusted else "checkpoint_root",
                     f"{record.source} root does not match the entries",
                     root.hex(),
                     cp.root_hash.hex(),
                 )
             )
-        self.roots_seen[cp.size] = cp.root_hash
-        if record.source != "trusted checkpoint":
+        self.last_verified = cp
+        if record.source != TRUSTED:
             self.checkpoints += 1
             self.latest_checkpoint = max(self.latest_checkpoint or 0, cp.size)
 
@@ -317,12 +335,12 @@ def _note_text(note: str) -> str:
     return note[: cut + 1]
 
 
-def _chunks(records: Iterable[Record]) -> Iterator[list[tuple[int, bytes]]]:
-    """Group entries for the workers; checkpoints go to the walker as they are met.
+Work = list[tuple[int, bytes]] | CheckpointRecord
 
-    A checkpoint is queued before the entries that follow it are checked, and the walker
-    checks each queued checkpoint when the tree reaches its size, so order is preserved.
-    """
+
+def _chunks(records: Iterable[Record]) -> Iterator[Work]:
+    """Group entries for the workers; a checkpoint ends a group and travels on its own,
+    so the walker queues it before it sees any entry that follows it in the stream."""
     chunk: list[tuple[int, bytes]] = []
     for record in records:
         if isinstance(record, EntryRecord):
@@ -334,7 +352,7 @@ def _chunks(records: Iterable[Record]) -> Iterator[list[tuple[int, bytes]]]:
             if chunk:
                 yield chunk
                 chunk = []
-            yield [(-1, record.note.encode("utf-8"))]
+            yield record
     if chunk:
         yield chunk
 
@@ -347,15 +365,20 @@ def verify(
     trusted_checkpoint: str | None = None,
     on_progress: Callable[[int], None] | None = None,
     expected_size: int | None = None,
+    origin: str | None = None,
     extra_checks: Callable[[], Failure | None] | None = None,
 ) -> Report:
-    """Check every record; stop at the first failure. Memory stays constant in ledger size."""
+    """Check every record; stop at the first failure. Memory stays constant in ledger size.
+
+    `expected_size` is the entry count the source claims (bundle header, head row);
+    `origin`, when given, is the only checkpoint origin accepted.
+    """
     started = time.perf_counter()
     workers = os.cpu_count() or 1 if workers is None else max(1, workers)
     walker: _Walker | None = None
     failure: Failure | None = None
     try:
-        walker = _Walker(root_key_id, trusted_checkpoint)
+        walker = _Walker(root_key_id, trusted_checkpoint, origin)
         for results in _checked(records, walker, workers):
             for item in results:
                 walker.entry(item)
@@ -389,34 +412,32 @@ def _checked(
     records: Iterable[Record], walker: _Walker, workers: int
 ) -> Iterator[list[Facts | Failure]]:
     """Worker results in ledger order, with a bounded number of chunks in flight."""
-    chunks = _chunks(records)
     if workers == 1:
-        for chunk in chunks:
-            if chunk[0][0] == -1:
-                walker.checkpoint(CheckpointRecord(chunk[0][1].decode("utf-8")))
-                continue
-            yield check_entries(chunk)
+        for work in _chunks(records):
+            if isinstance(work, CheckpointRecord):
+                walker.checkpoint(work)
+            else:
+                yield check_entries(work)
         return
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    in_flight: deque[Future[list[Facts | Failure]] | str] = deque()
-    limit = workers * 4
+    in_flight: deque[Future[list[Facts | Failure]] | CheckpointRecord] = deque()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for chunk in chunks:
-            if chunk[0][0] == -1:
-                in_flight.append(chunk[0][1].decode("utf-8"))
+        for work in _chunks(records):
+            if isinstance(work, CheckpointRecord):
+                in_flight.append(work)
             else:
-                in_flight.append(pool.submit(check_entries, chunk))
-            while len(in_flight) > limit or (in_flight and isinstance(in_flight[0], str)):
+                in_flight.append(pool.submit(check_entries, work))
+            while len(in_flight) > workers * 4 or isinstance(in_flight[0], CheckpointRecord):
                 yield from _drain_one(in_flight, walker)
         while in_flight:
             yield from _drain_one(in_flight, walker)
 
 
 def _drain_one(
-    in_flight: deque[Future[list[Facts | Failure]] | str], walker: _Walker
+    in_flight: deque[Future[list[Facts | Failure]] | CheckpointRecord], walker: _Walker
 ) -> Iterator[list[Facts | Failure]]:
     head = in_flight.popleft()
-    if isinstance(head, str):
-        walker.checkpoint(CheckpointRecord(head))
+    if isinstance(head, CheckpointRecord):
+        walker.checkpoint(head)
     else:
         yield head.result()

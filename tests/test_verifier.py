@@ -225,3 +225,36 @@ def test_report_json_shape(tmp_path: Path) -> None:
     assert data["failure"]["index"] == 7
     assert data["failure"]["expected"] == "7"
     assert data["failure"]["found"] == "8"
+
+
+def test_only_root_registers_ledger_keys(tmp_path: Path) -> None:
+    # A council key that may register keys must not mint a key that signs checkpoints.
+    statements = base_statements()
+    statements[3] = registration(COUNCIL, keys.generate(), "ledger", [], "rogue")
+    report = run(tmp_path, with_statements(statements), 1)
+    assert report.failure is not None
+    assert (report.failure.index, report.failure.reason) == (3, "authority")
+    assert "only the root key" in report.failure.message
+
+
+def test_only_registrar_or_root_revokes(tmp_path: Path) -> None:
+    statements = base_statements()
+    council_id = keys.key_id(keys.public_bytes(COUNCIL))
+    statements[4] = sign_statement(KEY_REVOKED, {"key_id": council_id}, COUNCIL)
+    report = run(tmp_path, with_statements(statements), 1)
+    assert report.failure is not None
+    assert (report.failure.index, report.failure.reason) == (4, "authority")
+
+
+def test_checkpoint_for_another_origin_is_refused(tmp_path: Path) -> None:
+    report = run(tmp_path, standard_lines(BASE), 1, origin="someone-else.example/log")
+    assert report.failure is not None
+    assert report.failure.reason == "checkpoint_origin"
+
+
+def test_checkpoint_with_lone_surrogate_is_malformed_not_a_crash(tmp_path: Path) -> None:
+    lines = standard_lines(BASE)
+    lines[4] = "bad\ud800\n"
+    report = run(tmp_path, lines, 2)
+    assert report.failure is not None
+    assert report.failure.reason == "checkpoint_malformed"

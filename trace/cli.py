@@ -21,7 +21,7 @@ from ledger.bundle import export_bundle, read_header, read_records, store_record
 from ledger.canonical import parse_json
 from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
-from ledger.statement import parse_statement, sign_statement
+from ledger.statement import HEX64, parse_statement, sign_statement
 from ledger.verifier import Report, verify
 from ocop_trace.ledger_setup import init_ledger, open_store, root_key_id
 from ocop_trace.settings import Settings
@@ -33,8 +33,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # long hashes and keys stay on one line, copyable
+err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
@@ -207,10 +207,16 @@ def verify_command(
     root_key: Annotated[
         str | None, typer.Option(help="Pinned root key (64 hex). Default: $TRACE_ROOT_KEY.")
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(help="The log's checkpoint origin. Default: the bundle's or $TRACE_ORIGIN."),
+    ] = None,
 ) -> None:
     """Verify the whole ledger. Exit 0 valid, 1 invalid (first failure shown), 2 usage/I-O."""
     if db and bundle:
         fail("give either --db or --bundle, not both")
+    if root_key is not None and not HEX64.fullmatch(root_key):
+        fail("--root-key must be the root public key as 64 lower-case hex digits")
     settings = settings_with(db)
     with user_errors():
         trusted = trusted_checkpoint.read_text("utf-8") if trusted_checkpoint else None
@@ -225,13 +231,20 @@ def verify_command(
                 )
             pinned = pinned or header.root_key_id
             records: Any = read_records(bundle)
-            expected_size = header.size
+            options = {"expected_size": header.size, "origin": origin or header.origin}
         else:
             pinned = pinned or root_key_id(settings)
             store = open_store(settings, signing=False, root_key=pinned)
-            expected_size = store.size()
+            options = {"expected_size": store.size(), "origin": origin or store.origin}
             records = store_records(store)
-        report = _run_verify(records, pinned, workers, trusted, expected_size, show=not as_json)
+        report = _run_verify(
+            records,
+            pinned,
+            show=not as_json,
+            workers=workers,
+            trusted_checkpoint=trusted,
+            **options,
+        )
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
@@ -239,13 +252,9 @@ def verify_command(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _run_verify(
-    records: Any, root: str, workers: int, trusted: str | None, size: int, *, show: bool
-) -> Report:
+def _run_verify(records: Any, root: str, *, show: bool, **options: Any) -> Report:
     if not (show and sys.stderr.isatty()):
-        return verify(
-            records, root, workers=workers, trusted_checkpoint=trusted, expected_size=size
-        )
+        return verify(records, root, **options)
     columns = (
         TextColumn("verifying"),
         BarColumn(),
@@ -253,16 +262,9 @@ def _run_verify(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("verify", total=size)
+        task = progress.add_task("verify", total=options["expected_size"])
         update: Callable[[int], None] = lambda n: progress.update(task, completed=n)  # noqa: E731
-        return verify(
-            records,
-            root,
-            workers=workers,
-            trusted_checkpoint=trusted,
-            expected_size=size,
-            on_progress=update,
-        )
+        return verify(records, root, on_progress=update, **options)
 
 
 def _print_report(report: Report) -> None:

@@ -158,5 +158,11 @@ def run_demo(settings: Settings) -> DemoResult:
     store.publish_checkpoint()
     bundle = settings.key_dir.parent / "demo-bundle.jsonl"
     export_bundle(store, bundle)
-    report = verify(store_records(store), store.root_key_id, workers=1, expected_size=store.size())
+    report = verify(
+        store_records(store),
+        store.root_key_id,
+        workers=1,
+        expected_size=store.size(),
+        origin=store.origin,
+    )
     return DemoResult(settings, receipts, bundle, report)

@@ -1,17 +1,16 @@
 """GS1 Digital Link URIs for (01) GTIN labels: a strict parser, a canonical builder, check digits.
 
-Supported subset (details in docs/digital-link.md): http/https in all lower or all upper case;
-any host of letters, digits, '.', '-', an optional port, or a bracketed IPv6 address without
-a zone id; an optional path stem; the primary key /01/{GTIN-14} followed by the qualifiers
-/22/, /10/, /21/ in that order; query data attributes from AI_TABLE; convenience alphas (gtin,
-cpv, lot, ser, exp) and zero-suppressed GTIN-8/12/13 only when asked for. Everything else,
-including other primary keys such as (00) SSCC, is refused with a DigitalLinkError.
+Subset (docs/digital-link.md): http(s) in all lower or all upper case; a host name, IPv4 or
+IPv6 (no zone id), optional port; an optional path stem; /01/{GTIN-14} then /22/, /10/, /21/ in
+that order; query attributes from AI_TABLE; convenience alphas and zero-suppressed GTINs only
+when asked for. Anything else, such as other primary keys, raises DigitalLinkError.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,7 +36,7 @@ def _ai_table() -> dict[str, AISpec]:
         "22": AISpec("CPV", "X", 1, 20),
         "10": AISpec("BATCH/LOT", "X", 1, 20),
         "21": AISpec("SERIAL", "X", 1, 20),
-        "11": AISpec("PROD DATE", "N", 6, 6, "date"),
+        "11": AISpec("PROD DATE", "N", 6, 6, "date0"),
         "12": AISpec("DUE DATE", "N", 6, 6, "date0"),
         "13": AISpec("PACK DATE", "N", 6, 6, "date0"),
         "15": AISpec("BEST BEFORE", "N", 6, 6, "date0"),
@@ -51,9 +50,8 @@ def _ai_table() -> dict[str, AISpec]:
         "7006": AISpec("FIRST FREEZE DATE", "N", 6, 6, "date"),
         "90": AISpec("INTERNAL", "X", 1, 30),
     }
-    measures = ("NET WEIGHT (kg)", "LENGTH (m)", "WIDTH (m)", "HEIGHT (m)", "AREA (m2)")
-    measures += ("NET VOLUME (l)", "NET VOLUME (m3)")
-    for offset, title in enumerate(measures):
+    measures = ("NET WEIGHT kg", "LENGTH m", "WIDTH m", "HEIGHT m", "AREA m2", "NET VOLUME l")
+    for offset, title in enumerate((*measures, "NET VOLUME m3")):
         for decimals in range(6):  # the last digit of 31nn is the decimal point position
             table[f"31{offset}{decimals}"] = AISpec(title, "N", 6, 6)
     for decimals in range(10):
@@ -67,15 +65,10 @@ AI_TABLE: Mapping[str, AISpec] = MappingProxyType(_ai_table())
 KEY_QUALIFIERS = ("22", "10", "21")  # the only path order the DL spec allows after (01)
 _PATH_AIS = frozenset({"01", *KEY_QUALIFIERS})
 _ALPHAS = MappingProxyType({"gtin": "01", "cpv": "22", "lot": "10", "ser": "21", "exp": "17"})
-# Named only to give a clear refusal: these are GS1 primary keys this service does not read.
-_OTHER_KEYS = MappingProxyType(
-    dict(
-        zip(
-            "00 253 255 401 402 414 417 8003 8004 8006 8010 8013 8017 8018".split(),
-            ("SSCC GDTI GCN GINC GSIN GLN party-GLN GRAI GIAI ITIP CPID GMN GSRNP GSRN".split()),
-            strict=True,
-        )
-    )
+# GS1 primary keys other than (01), named only to refuse them clearly.
+_OTHER_KEYS = frozenset(
+    {"00", "253", "255", "401", "402", "414", "417"}
+    | {"8003", "8004", "8006", "8010", "8013", "8017", "8018"}
 )
 # GS1 General Specifications figure 7.8.5-2: only AIs starting with these digits have a
 # predefined length, so only they go without an FNC1 separator; (7006) is fixed yet needs one.
@@ -83,14 +76,10 @@ _PREDEFINED_LENGTH = frozenset(
     {"00", "01", "02", "03", "04", "31", "32", "33", "34", "35", "36", "41"}
     | {str(n) for n in range(11, 21)}
 )
-_X_CHARS = frozenset(
-    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-)
+_X_CHARS = frozenset(string.ascii_letters + string.digits + "!\"%&'()*+,-./:;<=>?_")  # CSET 82
 _X_NAME = "letters, digits and !\"%&'()*+,-./:;<=>?_"
 # RFC 3986 unreserved, reserved and '%': anything else must be percent-encoded to be in a URI.
-_URI_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
-)
+_URI_CHARS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
 _DIGITS = re.compile(r"[0-9]+")
 _HOST = re.compile(r"[A-Za-z0-9.-]+")
 _PORT = re.compile(r":[0-9]{1,5}")
@@ -109,22 +98,19 @@ def gtin_check_digit(digits: str) -> int:
 
 def is_valid_gtin(s: str) -> bool:
     """True for a GTIN-8, -12, -13 or -14 of digits 0-9 with a correct check digit."""
-    if len(s) not in (8, 12, 13, 14) or not _DIGITS.fullmatch(s):
-        return False
-    return gtin_check_digit(s[:-1]) == int(s[-1])
+    ok = len(s) in (8, 12, 13, 14) and _DIGITS.fullmatch(s)
+    return bool(ok) and gtin_check_digit(s[:-1]) == int(s[-1])
 
 
 def _check_date(label: str, value: str, day_zero_ok: bool) -> None:
     yy, mm, dd = int(value[:2]), int(value[2:4]), int(value[4:])
     if not 1 <= mm <= 12:
-        raise DigitalLinkError(f"{label} {value} is not a YYMMDD date: there is no month {mm:02}")
+        raise DigitalLinkError(f"{label} {value} is not a YYMMDD date: no month {mm:02}")
     # GS1 reads YY within 50 years of today, where every YY divisible by 4 is a leap year
     # until 2100 comes into that window in 2050.
     days = 28 if mm == 2 and yy % 4 else _DAYS_IN_MONTH[mm - 1]
     if dd > days or (dd == 0 and not day_zero_ok):
-        raise DigitalLinkError(
-            f"{label} {value} is not a YYMMDD date: month {mm:02} has no day {dd:02}"
-        )
+        raise DigitalLinkError(f"{label} {value} is not a date: month {mm:02} has no day {dd:02}")
 
 
 def _check_value(ai: str, value: str) -> str:
@@ -136,9 +122,8 @@ def _check_value(ai: str, value: str) -> str:
     for position, char in enumerate(value, 1):
         if char not in allowed:
             kind = "digits" if spec.charset == "N" else _X_NAME
-            raise DigitalLinkError(
-                f"{label} allows only {kind}; found {char!r} at position {position}"
-            )
+            msg = f"{label} allows only {kind}, not {char!r} (position {position})"
+            raise DigitalLinkError(msg)
     if not spec.min_len <= len(value) <= spec.max_len:
         size = f"{spec.min_len} to {spec.max_len}" if spec.min_len < spec.max_len else spec.max_len
         hint = " (pad a GTIN-8, -12 or -13 with leading zeros)" if ai == "01" else ""
@@ -181,13 +166,10 @@ class DigitalLink:
     host: str = ""  # lower case, with the port if any
     stem: str = ""
 
-    def path_pairs(self) -> list[tuple[str, str]]:
-        pairs = [("01", self.gtin), ("22", self.cpv), ("10", self.lot), ("21", self.serial)]
-        return [(ai, value) for ai, value in pairs if value is not None]
-
     def element_string(self) -> str:
         """The GS1 element string, '^' for FNC1, AIs in URI order (path, then query)."""
-        pairs = self.path_pairs() + list(self.attributes.items())
+        path = [("01", self.gtin), ("22", self.cpv), ("10", self.lot), ("21", self.serial)]
+        pairs = [(ai, v) for ai, v in path if v is not None] + list(self.attributes.items())
         out = ["^"]
         for index, (ai, value) in enumerate(pairs):
             out.append(ai + value)
@@ -197,23 +179,14 @@ class DigitalLink:
 
     def canonical_uri(self) -> str:
         base = f"{self.scheme}://{self.host}{self.stem}"
-        return build_digital_link(
-            base,
-            self.gtin,
-            lot=self.lot,
-            serial=self.serial,
-            cpv=self.cpv,
-            attributes=self.attributes,
-        )
+        return build_digital_link(base, self.gtin, self.lot, self.serial, self.cpv, self.attributes)
 
 
 def _split_scheme(uri: str) -> tuple[str, str]:
     for scheme in ("https", "http", "HTTPS", "HTTP"):
         if uri.startswith(scheme + "://"):
             return scheme.lower(), uri[len(scheme) + 3 :]
-    raise DigitalLinkError(
-        "a Digital Link starts with http:// or https:// (all lower or all upper)"
-    )
+    raise DigitalLinkError("a Digital Link starts with http:// or https:// (or HTTP, HTTPS)")
 
 
 def _check_host(host: str) -> str:
@@ -245,6 +218,8 @@ def _split_path(path: str) -> list[str]:
         raise DigitalLinkError("the path must not end with '/'")
     if "" in segments[:-1]:
         raise DigitalLinkError("the path has an empty segment ('//')")
+    if any(c in "?#[]" for c in path):
+        raise DigitalLinkError("the path cannot contain '?', '#', '[' or ']' unencoded")
     return [s for s in segments if s]
 
 
@@ -270,9 +245,7 @@ def _parse_path(segments: list[str], alphas: bool, zero_gtin: bool) -> tuple[int
         name, raw = segments[end - 2], segments[end - 1]
         ai = _path_ai(name, alphas)
         if ai in _OTHER_KEYS:
-            raise DigitalLinkError(
-                f"({ai}) {_OTHER_KEYS[ai]} links are not read here, only (01) GTIN"
-            )
+            raise DigitalLinkError(f"({ai}) is a GS1 key this service does not read; use (01)")
         if ai not in _PATH_AIS:
             hint = " (data attributes go in the query string)" if ai in AI_TABLE else ""
             raise DigitalLinkError(
@@ -289,9 +262,7 @@ def _parse_path(segments: list[str], alphas: bool, zero_gtin: bool) -> tuple[int
 def _path_values(pairs: list[tuple[str, str]], zero_gtin: bool) -> dict[str, str]:
     order = [KEY_QUALIFIERS.index(ai) for ai, _ in pairs[1:]]
     if order != sorted(set(order)):
-        raise DigitalLinkError(
-            "after /01/, the qualifiers must be /22/, /10/, /21/, in order, once"
-        )
+        raise DigitalLinkError("after /01/ come only /22/, /10/, /21/, in that order, once")
     values: dict[str, str] = {}
     for ai, raw in pairs:
         value = _decode(raw, f"({ai}) in the path")
@@ -365,10 +336,6 @@ def build_digital_link(
     scheme, rest = _split_scheme(base_url)
     host, slash, stem = rest.partition("/")
     host = _check_host(host)
-    if any(c in "?#[]" for c in stem):
-        raise DigitalLinkError(
-            "the base URL must be scheme://host[/stem], with no query or fragment"
-        )
     if len(gtin) in (8, 12, 13) and _DIGITS.fullmatch(gtin):
         gtin = gtin.zfill(14)  # the canonical form always carries a GTIN-14
     parts = [f"{scheme}://{host}", _stem(_split_path(slash + stem.rstrip("/")))]

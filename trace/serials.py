@@ -1,0 +1,105 @@
+"""Unguessable label serials: 80 random bits, Crockford base32 forms, a Merkle set commitment."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+
+from ledger.merkle import leaf_hash, root_from_leaf_hashes
+
+SERIAL_BITS = 80  # guessing one live serial among a billion still takes ~2**50 tries
+CANONICAL_LENGTH = SERIAL_BITS // 5  # 16 symbols of 5 bits: no padding bits to disagree on
+HUMAN_GROUP = 4
+_SYMBOLS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+_CHECK_SYMBOLS = _SYMBOLS + "*~$=U"  # Crockford's extra symbols for check values 32-36
+_VALUE_OF = {symbol: value for value, symbol in enumerate(_CHECK_SYMBOLS)}
+_CONFUSABLES = str.maketrans({"I": "1", "L": "1", "O": "0"})
+
+
+class SerialError(ValueError):
+    """Text that is not a label serial; the message says what to fix."""
+
+
+@dataclass(frozen=True, order=True)
+class Serial:
+    value: int  # 0 <= value < 2**SERIAL_BITS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.value < 1 << SERIAL_BITS:
+            raise SerialError(f"a serial is a {SERIAL_BITS}-bit number, got {self.value}")
+
+    @property
+    def canonical(self) -> str:
+        """The form in URLs (GS1 AI 21): 16 upper-case Crockford base32 symbols, no check."""
+        return "".join(
+            _SYMBOLS[(self.value >> shift) & 31] for shift in range(SERIAL_BITS - 5, -1, -5)
+        )
+
+    @property
+    def check_symbol(self) -> str:
+        return _CHECK_SYMBOLS[self.value % 37]
+
+    @property
+    def human(self) -> str:
+        """The form to read aloud or type: groups of four, then the check symbol."""
+        text = self.canonical
+        groups = [text[i : i + HUMAN_GROUP] for i in range(0, len(text), HUMAN_GROUP)]
+        return "-".join([*groups, self.check_symbol])
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+def new_serial() -> Serial:
+    return Serial(secrets.randbits(SERIAL_BITS))
+
+
+def _value(symbols: str) -> int:
+    value = 0
+    for symbol in symbols:
+        value = value * 32 + _VALUE_OF[symbol]
+    return value
+
+
+def parse_canonical(text: str) -> Serial:
+    """Read the URL form exactly, so that each serial has one spelling in links."""
+    if len(text) != CANONICAL_LENGTH or any(c not in _SYMBOLS for c in text):
+        raise SerialError(
+            f"a serial in a link is {CANONICAL_LENGTH} characters from {_SYMBOLS}, got {text!r}"
+        )
+    return Serial(_value(text))
+
+
+def parse_human(text: str) -> Serial:
+    """Read a typed code: any case, hyphens and spaces anywhere, I and L as 1, O as 0."""
+    if not text.isascii():
+        # Refused before upper() can turn, say, 'ı' into 'I' or 'ß' into 'SS'.
+        raise SerialError("the code has a character that is not on the label")
+    compact = "".join(text.replace("-", " ").split()).upper().translate(_CONFUSABLES)
+    if len(compact) != CANONICAL_LENGTH + 1:
+        raise SerialError(
+            f"the code should have {CANONICAL_LENGTH + 1} letters and digits, found {len(compact)}"
+        )
+    data, check = compact[:-1], compact[-1]
+    for position, char in enumerate(compact, 1):
+        if char not in (_CHECK_SYMBOLS if position == len(compact) else _SYMBOLS):
+            raise SerialError(f"{char!r} (character {position}) is not used in these codes")
+    serial = Serial(_value(data))
+    if serial.check_symbol != check:
+        raise SerialError("the code was mistyped: its last character does not match the rest")
+    return serial
+
+
+def serial_set_commitment(serials: Iterable[Serial]) -> bytes:
+    """RFC 6962 Merkle root over the sorted canonical serials: commits to the set, reveals none.
+
+    Sorting makes the root a function of the set alone, and lets a later inclusion proof for
+    one serial be checked against it without publishing the others.
+    """
+    texts = sorted(serial.canonical for serial in serials)
+    for earlier, later in pairwise(texts):
+        if earlier == later:
+            raise SerialError(f"serial {earlier} appears twice in the set")
+    return root_from_leaf_hashes([leaf_hash(text.encode("ascii")) for text in texts])
