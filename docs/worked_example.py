@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import keys, merkle
 from ledger.bundle import read_records
+from ledger.canonical import canonical_bytes
 from ledger.note import (
     Checkpoint,
     NoteSigner,
@@ -21,7 +22,7 @@ from ledger.note import (
     note_key_id,
     sign_note,
 )
-from ledger.statement import GENESIS_PREV_HASH, make_entry, sign_statement
+from ledger.statement import GENESIS_PREV_HASH, STATEMENT_DOMAIN, make_entry, sign_statement
 from ledger.verifier import verify
 
 ORIGIN = "ocop-trace.local/ledger"
@@ -55,6 +56,7 @@ def main() -> None:
     show("council key_id (seed 0x03)", council_id)
 
     print("\n== Entry 0: the root registers the ledger key ==")
+    # The same body as the genesis registration of `ocop-trace init` (no "may_grant").
     genesis = sign_statement(
         "key.registered",
         {
@@ -142,11 +144,16 @@ def main() -> None:
     assert hashlib.sha256(b"\x00" + entry1.data).digest() == leaf1
     assert hashlib.sha256(b"\x01" + leaf0 + leaf1).digest() == root
     assert json.loads(entry1.data)["prev_hash"] == entry0.hash.hex()
+    for statement, entry in ((genesis, entry0), (council, entry1)):
+        # The signing input cut from the canonical bytes equals a fresh encoding without sig.
+        fresh = STATEMENT_DOMAIN + canonical_bytes(statement.unsigned())
+        assert statement.signing_input() == entry.signing_input() == fresh
+        assert canonical_bytes(json.loads(entry.data)) == entry.data
     assert note_key_id(ORIGIN, public) == signer.key_id
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "example.bundle"
         path.write_bytes(bundle)
-        report = verify(read_records(path), root_id, workers=1, expected_size=2)
+        report = verify(read_records(path), root_id, workers=1, expected_size=2, origin=ORIGIN)
     assert report.ok, report.failure
     assert report.checkpoints == 1
     assert report.root == root.hex()

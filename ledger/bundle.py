@@ -96,6 +96,12 @@ def read_header(path: Path) -> BundleHeader:
 
 def _parse_header(path: Path, line: bytes) -> BundleHeader:
     where = f"{path}:1"
+    if not line.endswith(b"\n") or len(line) > MAX_LINE_BYTES:
+        raise BundleError(
+            f"{where}: the header line is cut off or too long",
+            expected=f"one line of at most {MAX_LINE_BYTES} bytes",
+            found=len(line),
+        )
     try:
         value = json.loads(line)
     except ValueError:

@@ -90,6 +90,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# Called inside the append transaction with each new (index, statement, signer's grant;
+# None for the root key): whatever it writes commits with the entries, and if it raises,
+# nothing of the append is written. The service keeps its projection tables this way.
+OnAppend = Callable[[Connection, list[tuple[int, Statement, KeyGrant | None]]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What an append returns: where the statement now lives in the ledger."""
@@ -122,8 +128,10 @@ class LedgerStore:
         root_key_id: str,
         signer: NoteSigner | None = None,
         checkpoint_interval: float = 2.0,
+        on_append: OnAppend | None = None,
     ) -> None:
         self.engine = engine
+        self.on_append = on_append
         self.origin = origin
         self.root_key_id = root_key_id
         self.signer = signer
@@ -316,6 +324,7 @@ class LedgerStore:
         entry_rows: list[dict[str, Any]] = []
         node_rows: list[dict[str, Any]] = []
         changed: dict[str, KeyGrant] = {}
+        appended: list[tuple[int, Statement, KeyGrant | None]] = []
         for statement, data, stmt_hash in zip(statements, canon, stmt_hashes, strict=True):
             if stmt_hash in existing:
                 receipts.append(existing[stmt_hash])
@@ -324,6 +333,7 @@ class LedgerStore:
             grant = registry.check_and_apply(statement, index)
             if grant is not None:
                 changed[grant.key_id] = grant
+            appended.append((index, statement, registry.grants.get(statement.key_id)))
             entry = entry_bytes(index, prev_hash, now, data)
             entry_hash = hashlib.sha256(entry).digest()
             for level, node_index, node in frontier.append_with_nodes(merkle.leaf_hash(entry)):
@@ -347,6 +357,8 @@ class LedgerStore:
             conn.execute(insert(ENTRY), entry_rows)
             conn.execute(insert(NODE), node_rows)
             self._save_grants(conn, changed)
+            if self.on_append is not None:
+                self.on_append(conn, appended)
             conn.execute(
                 update(HEAD)
                 .where(HEAD.c.id == 1)

@@ -283,7 +283,7 @@ class _Walker:
         ]
         try:
             open_note(record.note, verifiers)
-        except NoteError as exc:
+        except LedgerError as exc:  # a note error, or two ledger keys whose note ids collide
             raise _Stop(
                 Failure(
                     cp.size - 1 if cp.size else None,

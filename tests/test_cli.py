@@ -77,7 +77,7 @@ def test_sign_append_export_verify(env: Path) -> None:
     (env / "st.jsonl").write_text(out, "utf-8")
     code, out, _ = invoke("append", "st.jsonl")
     assert code == 0
-    assert json.loads(out)["index"] == 1
+    assert json.loads(out)["index"] == 2  # after genesis and the council key
     code, out, _ = invoke("append", "st.jsonl")
     assert json.loads(out)["duplicate"] is True
     code, _, _ = invoke("export", "--out", "ledger.jsonl")
@@ -86,10 +86,10 @@ def test_sign_append_export_verify(env: Path) -> None:
     assert code == 0
     report = json.loads(out)
     assert report["ok"] is True
-    assert report["entries"] == 2
+    assert report["entries"] == 3
     code, out, _ = invoke("verify", "--json", "--workers", "2")
     assert code == 0
-    assert json.loads(out)["entries"] == 2
+    assert json.loads(out)["entries"] == 3
 
 
 def test_unauthorised_append_is_a_clear_error(env: Path) -> None:
@@ -119,7 +119,8 @@ def test_tampered_bundle_exits_1_naming_the_entry(env: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "ledger.jsonl:1: the first line is not a bundle header"),
+        ("", "ledger.jsonl:1: the header line is cut off"),
+        ("nonsense\n", "ledger.jsonl:1: the first line is not a bundle header"),
         ('{"format":"other"}\n', "ledger.jsonl:1: field 'format' is wrong"),
         (
             '{"format":"ocop-trace-bundle/1","origin":"o","root_key_id":"'

@@ -23,7 +23,9 @@ from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
 from ledger.statement import HEX64, parse_statement, sign_statement
 from ledger.verifier import Report, verify
-from ocop_trace.ledger_setup import init_ledger, open_store, root_key_id
+from ocop_trace.errors import ServiceError
+from ocop_trace.ledger_setup import init_ledger, open_service, open_store, root_key_id
+from ocop_trace.rebuild import check_projection, has_projection, rebuild
 from ocop_trace.settings import Settings
 
 app = typer.Typer(
@@ -55,6 +57,8 @@ def user_errors() -> Iterator[None]:
         yield
     except LedgerError as exc:
         fail(str(exc))
+    except ServiceError as exc:
+        fail(exc.message)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
@@ -235,8 +239,12 @@ def verify_command(
         else:
             pinned = pinned or root_key_id(settings)
             store = open_store(settings, signing=False, root_key=pinned)
-            options = {"expected_size": store.size(), "origin": origin or store.origin}
-            records = store_records(store)
+            # A snapshot: entries appended while this runs are for the next verification.
+            size = store.size()
+            options = {"expected_size": size, "origin": origin or store.origin}
+            if has_projection(store.engine):
+                options["extra_checks"] = lambda: check_projection(store)
+            records = store_records(store, size)
         report = _run_verify(
             records,
             pinned,
@@ -280,6 +288,67 @@ def _print_report(report: Report) -> None:
         return
     out.print(f"[bold red]INVALID[/] after {report.entries:,} good entries", highlight=False)
     out.print(str(report.failure), highlight=False, markup=False)
+
+
+@app.command("rebuild")
+def rebuild_command(db: DbOption = None) -> None:
+    """Recreate the producer, product, rating and batch tables from the ledger alone."""
+    settings = settings_with(db)
+    with user_errors():
+        count = rebuild(open_store(settings, signing=False))
+    out.print(f"projection rebuilt from {count:,} ledger entries")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    db: DbOption = None,
+) -> None:
+    """Serve the web app and API (uvicorn). Run `ocop-trace init` first."""
+    import uvicorn
+
+    settings = settings_with(db)
+    if db:
+        os.environ["TRACE_DATABASE_URL"] = db  # each worker process reads its settings
+    with user_errors():
+        from ocop_trace.app import create_app
+
+        create_app(settings)  # fail here, readably, if the schema is missing or stale
+    out.print(f"serving on http://{host}:{port}/  (API docs at /docs)")
+    uvicorn.run(
+        "ocop_trace.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command("user-add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name: a-z, 0-9, '.', '_', '-'")],
+    role: Annotated[str, typer.Option(help="council, producer or inspector")],
+    producer_id: Annotated[str, typer.Option(help="For producer users: their producer")] = "",
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the password (never an argument)")
+    ] = "TRACE_NEW_USER_PASSWORD",  # noqa: S107  (the name of a variable, not a password)
+    db: DbOption = None,
+) -> None:
+    """Create a user (the first council user is created this way)."""
+    password = os.environ.get(password_env, "")
+    if not password:
+        fail(f"set {password_env} to the new user's password (at least 12 characters)")
+    settings = settings_with(db)
+    with user_errors():
+        from ocop_trace.accounts import Principal
+
+        service = open_service(settings)
+        operator = Principal(None, "cli", "council")
+        user_id = service.create_user(operator, username, password, role, producer_id)
+    out.print(f"user {username} ({role}) created with id {user_id}")
 
 
 def main() -> None:

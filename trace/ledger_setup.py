@@ -13,6 +13,9 @@ from ledger.errors import KeyFormatError
 from ledger.note import NoteSigner, format_verifier_key
 from ledger.statement import sign_statement
 from ledger.store import LedgerStore, open_engine
+from ocop_trace import schema
+from ocop_trace.custody import Custody
+from ocop_trace.service import TraceService, attach_projection
 from ocop_trace.settings import Settings
 
 ROOT_KEY_FILE = "root.pem"
@@ -64,6 +67,12 @@ def open_store(
     )
 
 
+def open_service(settings: Settings) -> TraceService:
+    """The use cases on the configured database, keeping the projection with each append."""
+    store = attach_projection(open_store(settings))
+    return TraceService(store, Custody(store.engine, settings.secret_key.get_secret_value()))
+
+
 def init_ledger(settings: Settings) -> InitResult:
     """Create keys (if missing), the schema, and the genesis entry registering the ledger key.
 
@@ -81,7 +90,8 @@ def init_ledger(settings: Settings) -> InitResult:
         keys.save_private_key(keys.generate(), key_dir / LEDGER_KEY_FILE, passphrase)
         created = True
     store = open_store(settings)
-    store.create_schema()
+    schema.upgrade(store.engine)
+    store.create_schema()  # the head row; the tables exist by now
     ledger_key = load_key(settings, LEDGER_KEY_FILE)
     ledger_public = keys.public_bytes(ledger_key)
     genesis = None
@@ -100,6 +110,10 @@ def init_ledger(settings: Settings) -> InitResult:
         )
         genesis = store.append([statement])[0].index
         store.publish_checkpoint()
+    service = open_service(settings)
+    root_file = key_dir / ROOT_KEY_FILE
+    if root_file.exists():
+        service.ensure_council_key(load_key(settings, ROOT_KEY_FILE))
     return InitResult(
         store.root_key_id, format_verifier_key(settings.origin, ledger_public), created, genesis
     )

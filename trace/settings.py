@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Refused outside development (see the validator below); never a real secret.
+PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105
 
 
 class Settings(BaseSettings):
@@ -18,7 +22,7 @@ class Settings(BaseSettings):
     origin: str = Field(
         default="ocop-trace.local/ledger",
         description="The checkpoint origin line, and the ledger key's name in signed notes.",
-        pattern=r"^[^\s+]{1,64}$",
+        pattern=r"^[!-*,-~]{1,64}$",  # also the ledger key's name: printable ASCII, no '+'
     )
     key_dir: Path = Field(default=Path("keys"), description="Where init keeps its key files.")
     key_passphrase: SecretStr | None = Field(
@@ -30,6 +34,26 @@ class Settings(BaseSettings):
         pattern=r"^[0-9a-f]{64}$",
     )
     checkpoint_interval: float = Field(default=2.0, gt=0, le=3600)
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", description="Outside development a real secret is required."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET),
+        description="Encrypts custodial signing keys at rest. At least 32 characters.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL printed in links and QR codes."
+    )
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if self.environment != "development" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+            raise ValueError(
+                "TRACE_SECRET_KEY must be set to a random value of at least 32 characters "
+                f"when TRACE_ENVIRONMENT is {self.environment}"
+            )
+        return self
 
     def passphrase_bytes(self) -> bytes | None:
         if self.key_passphrase is None or not self.key_passphrase.get_secret_value():

@@ -1,0 +1,347 @@
+"""The HTTP API on SQLite and PostgreSQL: the OCOP flow, roles, errors, idempotency, caching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from ledger import keys
+from ledger.statement import sign_statement
+from ocop_trace.accounts import Principal
+from ocop_trace.app import create_app
+from ocop_trace.ledger_setup import init_ledger, open_service
+from ocop_trace.rebuild import check_projection
+from ocop_trace.service import TraceService
+from ocop_trace.settings import Settings
+
+PASSWORD = "a-long-enough-password"
+CLI = Principal(None, "cli", "council")
+
+PRODUCER = {
+    "id": "htx-tai-hoan",
+    "name": "HTX Tài Hoan",
+    "type": "cooperative",
+    "registration_no": "DEMO-4700000001",
+    "contact": "demo@example.invalid",
+    "address_certified": {
+        "province": "Bắc Kạn",
+        "district": "Na Rì",
+        "commune": "Côn Minh",
+        "line": "thôn Chè Cọ",
+    },
+    "address_current": {"province": "Thái Nguyên", "commune": "Côn Minh", "line": "thôn Chè Cọ"},
+}
+OTHER_PRODUCER = {**PRODUCER, "id": "htx-tan-son", "name": "HTX nông nghiệp sạch Tân Sơn"}
+PRODUCT = {
+    "id": "mien-dong-tai-hoan",
+    "producer_id": "htx-tai-hoan",
+    "name_vi": "Miến dong Tài Hoan",
+    "name_en": "Tài Hoan arrowroot noodles",
+    "product_set": "food.processed_cereals",
+    "gtin": "8936012345674",
+}
+RATING = {
+    "product_id": "mien-dong-tai-hoan",
+    "score_hundredths": 9114,
+    "level": "national",
+    "issuing_body": "Bộ Nông nghiệp và Phát triển nông thôn",
+    "decision_no": "DEMO-2890",
+    "decision_date": "2024-06-30",
+    "certificate_no": "DEMO-5S-0001",
+    "issued_on": "2024-06-30",
+    "evaluation_year": 2024,
+}
+BATCH = {
+    "id": "mien-2026-001",
+    "product_id": "mien-dong-tai-hoan",
+    "lot": "L2601",
+    "produced_on": "2026-01-04",
+    "quantity": 1200000,
+    "unit": "g",
+    "origin": "thôn Chè Cọ, xã Côn Minh",
+}
+EVENT = {"biz_step": "packing", "at": "2026-01-05T10:00:00Z", "place": "xã Côn Minh"}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    service: TraceService
+    tokens: dict[str, str]
+    settings: Settings
+
+    def as_(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def post(self, path: str, body: Any, role: str | None, **headers: str) -> Any:
+        return self.client.post(path, json=body, headers={**self.as_(role), **headers})
+
+
+def login(client: TestClient, username: str) -> str:
+    answer = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["token"])
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(database_url=db_url, key_dir=tmp_path / "keys", checkpoint_interval=3600)
+    init_ledger(settings)
+    service = open_service(settings)
+    service.create_user(CLI, "council", PASSWORD, "council", "")
+    client = TestClient(create_app(settings))
+    tokens = {"council": login(client, "council")}
+    assert (
+        client.post(
+            "/api/v1/producers",
+            json=PRODUCER,
+            headers={"Authorization": f"Bearer {tokens['council']}"},
+        ).status_code
+        == 201
+    )
+    for username, role, producer in (
+        ("producer", "producer", "htx-tai-hoan"),
+        ("inspector", "inspector", ""),
+    ):
+        answer = client.post(
+            "/api/v1/users",
+            headers={"Authorization": f"Bearer {tokens['council']}"},
+            json={
+                "username": username,
+                "password": PASSWORD,
+                "role": role,
+                "producer_id": producer,
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        tokens[role] = login(client, username)
+    yield Api(client, service, tokens, settings)
+    client.close()
+    service.engine.dispose()
+
+
+def assert_error(answer: Any, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert len(body["error"]["message"]) > 10
+    return dict(body["error"])
+
+
+def test_health_and_checkpoint(api: Api) -> None:
+    health = api.client.get("/healthz").json()
+    assert health["status"] == "ok"
+    assert health["ledger_size"] >= 4
+    note = api.client.get("/api/v1/checkpoint")
+    assert note.headers["content-type"].startswith("text/plain")
+    assert note.text.startswith("ocop-trace.local/ledger\n")
+    assert "\n\n\u2014 " in note.text
+
+
+def test_full_ocop_flow(api: Api) -> None:
+    assert api.post("/api/v1/products", PRODUCT, "council").status_code == 201
+    rating = api.post("/api/v1/ratings", RATING, "council")
+    assert rating.status_code == 201, rating.text
+    ratings = api.client.get("/api/v1/products/mien-dong-tai-hoan/ratings").json()["items"]
+    assert ratings[0]["stars"] == 5
+    assert ratings[0]["expires_on"] == "2027-06-30"
+    assert ratings[0]["status"] in ("valid", "expiring", "expired")
+    assert api.post("/api/v1/batches", BATCH, "producer").status_code == 201
+    noodles = {**BATCH, "id": "mien-2026-002", "lot": "L2602", "inputs": ["mien-2026-001"]}
+    assert api.post("/api/v1/batches", noodles, "producer").status_code == 201
+    assert api.post("/api/v1/batches/mien-2026-001/events", EVENT, "producer").status_code == 201
+    events = api.client.get("/api/v1/batches/mien-2026-001/events").json()["items"]
+    assert [e["biz_step"] for e in events] == ["packing"]
+    recall = api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "mould found"}, "producer")
+    assert recall.status_code == 201
+    downstream = api.client.get("/api/v1/batches/mien-2026-002").json()
+    assert downstream["recalled"] is True
+    assert downstream["recall_source"] == "mien-2026-001"
+    assert downstream["inputs"] == ["mien-2026-001"]
+    assert api.client.get("/api/v1/batches/mien-2026-001").json()["outputs"] == ["mien-2026-002"]
+    inspection = api.post(
+        "/api/v1/inspections",
+        {"batch_id": "mien-2026-002", "result": "fail", "findings": "recalled stock on sale"},
+        "inspector",
+    )
+    assert inspection.status_code == 201, inspection.text
+    assert check_projection(api.service.store) is None
+
+
+WRITES = [
+    ("/api/v1/producers", OTHER_PRODUCER, "council"),
+    ("/api/v1/products", PRODUCT, "council"),
+    ("/api/v1/ratings", RATING, "council"),
+    ("/api/v1/batches", BATCH, "producer"),
+    ("/api/v1/batches/mien-2026-001/events", EVENT, "producer"),
+    ("/api/v1/batches/mien-2026-001/recall", {"reason": "mould found"}, "producer"),
+    ("/api/v1/inspections", {"batch_id": "mien-2026-001", "result": "pass"}, "inspector"),
+    ("/api/v1/users", {"username": "x-user", "password": PASSWORD, "role": "inspector"}, "council"),
+    ("/api/v1/ratings/1/revoke", {"reason": "not re-evaluated"}, "council"),
+    ("/api/v1/producers/htx-tai-hoan/keys", {"key_id": "ab" * 32, "name": "k"}, "council"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "allowed"), WRITES, ids=[w[0] for w in WRITES])
+def test_every_write_refuses_other_roles(api: Api, path: str, body: Any, allowed: str) -> None:
+    api.post("/api/v1/products", PRODUCT, "council")
+    api.post("/api/v1/batches", BATCH, "producer")
+    size = api.service.store.size()
+    assert_error(api.post(path, body, None), 401, "not_authenticated")
+    for role in ("council", "producer", "inspector"):
+        if role != allowed:
+            assert_error(api.post(path, body, role), 403, "forbidden")
+    assert api.service.store.size() == size, "a refused write appended something"
+
+
+def test_producer_cannot_act_for_another_producer(api: Api) -> None:
+    api.post("/api/v1/producers", OTHER_PRODUCER, "council")
+    other = {**PRODUCT, "id": "gao-tan-son", "producer_id": "htx-tan-son"}
+    assert api.post("/api/v1/products", other, "council").status_code == 201
+    error = assert_error(
+        api.post("/api/v1/batches", {**BATCH, "product_id": "gao-tan-son"}, "producer"),
+        403,
+        "forbidden",
+    )
+    assert "own producer" in error["message"]
+
+
+def test_errors_have_one_shape_and_say_what_to_fix(api: Api) -> None:
+    assert_error(api.client.get("/api/v1/producers/nobody"), 404, "not_found")
+    assert_error(api.client.get("/no/such/route"), 404, "not_found")
+    error = assert_error(
+        api.post("/api/v1/products", {**PRODUCT, "gtin": "8936012345670"}, "council"),
+        422,
+        "invalid_input",
+    )
+    assert "check digit" in error["message"]
+    error = assert_error(
+        api.post("/api/v1/ratings", {**RATING, "product_id": "nope"}, "council"), 404, "not_found"
+    )
+    api.post("/api/v1/products", PRODUCT, "council")
+    error = assert_error(
+        api.post(
+            "/api/v1/ratings",
+            {**RATING, "level": "provincial", "score_hundredths": 4000},
+            "council",
+        ),
+        422,
+        "invalid_input",
+    )
+    assert "certificate" in error["message"]
+    assert_error(api.post("/api/v1/products", PRODUCT, "council"), 409, "conflict")
+    assert_error(
+        api.client.get("/api/v1/producers", headers={"Authorization": "Bearer nope"}),
+        401,
+        "not_authenticated",
+    )
+    assert_error(api.client.get("/api/v1/producers?limit=0"), 422, "invalid_input")
+    assert_error(
+        api.client.post("/api/v1/auth/token", json={"username": "council", "password": "wrong"}),
+        401,
+        "not_authenticated",
+    )
+
+
+def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
+    first = api.post("/api/v1/products", PRODUCT, "council", **{"Idempotency-Key": "k-1"})
+    size = api.service.store.size()
+    again = api.post("/api/v1/products", PRODUCT, "council", **{"Idempotency-Key": "k-1"})
+    assert again.status_code == first.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert api.service.store.size() == size
+    assert_error(
+        api.post(
+            "/api/v1/products",
+            {**PRODUCT, "name_vi": "Khác"},
+            "council",
+            **{"Idempotency-Key": "k-1"},
+        ),
+        409,
+        "conflict",
+    )
+
+
+def test_same_signed_statement_is_appended_once(api: Api) -> None:
+    producer_key = keys.generate()
+    public = keys.key_id(keys.public_bytes(producer_key))
+    api.post("/api/v1/products", PRODUCT, "council")
+    assert (
+        api.post(
+            "/api/v1/producers/htx-tai-hoan/keys", {"key_id": public, "name": "offline"}, "council"
+        ).status_code
+        == 201
+    )
+    statement = sign_statement("batch.registered", BATCH, producer_key).to_json()
+    first = api.post("/api/v1/statements", [statement], "producer")
+    assert first.status_code == 201, first.text
+    again = api.post("/api/v1/statements", [statement], "producer")
+    assert again.json()["receipts"][0]["duplicate"] is True
+    assert again.json()["receipts"][0]["index"] == first.json()["receipts"][0]["index"]
+    stranger = sign_statement("batch.registered", {**BATCH, "id": "x-1"}, keys.generate())
+    assert_error(api.post("/api/v1/statements", [stranger.to_json()], "producer"), 403, "forbidden")
+    forged = {**statement, "body": {**BATCH, "quantity": 1}}
+    assert_error(api.post("/api/v1/statements", [forged], "council"), 422, "invalid_input")
+
+
+def test_public_reads_have_etags_and_pages(api: Api) -> None:
+    first = api.client.get("/api/v1/producers?limit=1")
+    assert first.json()["total"] == 1
+    assert first.json()["items"][0]["address_current"]["province"] == "Thái Nguyên"
+    cached = api.client.get(
+        "/api/v1/producers?limit=1", headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert cached.status_code == 304
+    api.post("/api/v1/producers", OTHER_PRODUCER, "council")
+    changed = api.client.get(
+        "/api/v1/producers?limit=1", headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert changed.status_code == 200
+    assert changed.json()["total"] == 2
+
+
+def test_entry_and_proofs(api: Api) -> None:
+    answer = api.client.get("/api/v1/entries/0").json()
+    assert answer["entry"]["index"] == 0
+    assert answer["tree_size"] == api.service.store.size()
+    proof = api.client.get("/api/v1/proofs/consistency?first=1&second=2")
+    assert proof.status_code == 200
+    assert_error(
+        api.client.get("/api/v1/proofs/consistency?first=3&second=2"), 422, "invalid_input"
+    )
+
+
+def test_tokens_can_be_revoked(api: Api) -> None:
+    me = api.client.get("/api/v1/auth/me", headers=api.as_("producer")).json()
+    assert me["producer_id"] == "htx-tai-hoan"
+    token = api.client.post(
+        "/api/v1/auth/token", json={"username": "producer", "password": PASSWORD}
+    ).json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    assert (
+        api.client.delete(f"/api/v1/auth/tokens/{token['token_id']}", headers=headers).status_code
+        == 204
+    )
+    assert_error(api.client.get("/api/v1/auth/me", headers=headers), 401, "not_authenticated")
+
+
+def test_projection_edit_behind_the_ledger_is_reported(api: Api) -> None:
+    api.post("/api/v1/products", PRODUCT, "council")
+    with api.service.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE product SET name_vi = 'Hàng giả' WHERE id = 'mien-dong-tai-hoan'")
+        )
+    failure = check_projection(api.service.store)
+    assert failure is not None
+    assert failure.reason == "projection"
+    assert "product row mien-dong-tai-hoan, column name_vi" in failure.message
+    assert (failure.expected, failure.found) == ("Miến dong Tài Hoan", "Hàng giả")

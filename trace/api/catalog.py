@@ -1,0 +1,221 @@
+"""Producers, products and OCOP ratings: public reads, council writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection, func, select
+
+from ocop_trace import ocop
+from ocop_trace.api.deps import (
+    ConnDep,
+    PageDep,
+    PrincipalDep,
+    ServiceDep,
+    cached_json,
+    idempotent,
+    receipt_json,
+)
+from ocop_trace.errors import NotFound
+from ocop_trace.models import (
+    SLUG,
+    AddressBase,
+    ProducerCreate,
+    ProducerPublic,
+    ProductCreate,
+    ProductPublic,
+    RatingCreate,
+    RatingPublic,
+    RatingRevoke,
+)
+from ocop_trace.projection import PRODUCER, PRODUCT, RATING
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+def producer_public(row: Any) -> ProducerPublic:
+    return ProducerPublic(
+        id=row.id,
+        name=row.name,
+        type=row.type,
+        registration_no=row.registration_no,
+        contact=row.contact,
+        entry_index=row.entry_index,
+        address_certified=AddressBase(
+            province=row.certified_province,
+            district=row.certified_district,
+            commune=row.certified_commune,
+            line=row.certified_line,
+        ),
+        address_current=AddressBase(
+            province=row.current_province, commune=row.current_commune, line=row.current_line
+        ),
+    )
+
+
+def rating_public(row: Any, today: date) -> RatingPublic:
+    status = ocop.rating_status(
+        date.fromisoformat(row.issued_on),
+        date.fromisoformat(row.expires_on),
+        revoked=row.revoked_index is not None,
+        today=today,
+    )
+    values = {k: v for k, v in row._mapping.items() if k in RatingPublic.model_fields}
+    return RatingPublic(**values, status=status.value)
+
+
+def _page(conn: Connection, table: Any, page: Any, *where: Any) -> tuple[Sequence[Any], int]:
+    total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(table)
+        .where(*where)
+        .order_by(*table.primary_key.columns)
+        .limit(page.limit)
+        .offset(page.offset)
+    ).all()
+    return rows, int(total)
+
+
+def _listing(items: Sequence[Any], total: int, page: Any) -> dict[str, Any]:
+    return {
+        "items": [i.model_dump() for i in items],
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+@router.get("/producers", summary="All producers, a page at a time")
+def list_producers(request: Request, conn: ConnDep, page: PageDep) -> Response:
+    rows, total = _page(conn, PRODUCER, page)
+    return cached_json(request, _listing([producer_public(r) for r in rows], total, page))
+
+
+@router.get("/producers/{producer_id}", response_model=ProducerPublic)
+def get_producer(producer_id: str, request: Request, conn: ConnDep) -> Response:
+    row = conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
+    if row is None:
+        raise NotFound(f"no producer with id {producer_id!r}")
+    return cached_json(request, producer_public(row).model_dump())
+
+
+@router.post("/producers", status_code=201, summary="Register a producer (council)")
+async def create_producer(
+    request: Request, data: ProducerCreate, service: ServiceDep, principal: PrincipalDep
+) -> JSONResponse:
+    return await idempotent(
+        request,
+        service,
+        principal,
+        lambda: (
+            201,
+            {"id": data.id, "receipt": receipt_json(service.register_producer(principal, data))},
+        ),
+    )
+
+
+@router.post(
+    "/producers/{producer_id}/keys",
+    status_code=201,
+    summary="Register a public key the producer holds itself (council)",
+)
+async def register_producer_key(
+    producer_id: str,
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    key_id: Annotated[str, Body(pattern=r"^[0-9a-f]{64}$", description="Public key, hex")],
+    name: Annotated[str, Body(pattern=r"^[!-*,-~]{1,64}$")],
+) -> JSONResponse:
+    return await idempotent(
+        request,
+        service,
+        principal,
+        lambda: (
+            201,
+            {
+                "receipt": receipt_json(
+                    service.register_producer_key(principal, producer_id, key_id, name)
+                )
+            },
+        ),
+    )
+
+
+@router.get("/products", summary="All products, optionally of one producer")
+def list_products(
+    request: Request,
+    conn: ConnDep,
+    page: PageDep,
+    producer_id: Annotated[str | None, Query(pattern=SLUG)] = None,
+) -> Response:
+    where = [PRODUCT.c.producer_id == producer_id] if producer_id else []
+    rows, total = _page(conn, PRODUCT, page, *where)
+    items = [ProductPublic.model_validate(dict(r._mapping)) for r in rows]
+    return cached_json(request, _listing(items, total, page))
+
+
+@router.get("/products/{product_id}", response_model=ProductPublic)
+def get_product(product_id: str, request: Request, conn: ConnDep) -> Response:
+    row = conn.execute(select(PRODUCT).where(PRODUCT.c.id == product_id)).first()
+    if row is None:
+        raise NotFound(f"no product with id {product_id!r}")
+    return cached_json(request, ProductPublic.model_validate(dict(row._mapping)).model_dump())
+
+
+@router.post("/products", status_code=201, summary="Register a product (council)")
+async def create_product(
+    request: Request, data: ProductCreate, service: ServiceDep, principal: PrincipalDep
+) -> JSONResponse:
+    return await idempotent(
+        request,
+        service,
+        principal,
+        lambda: (
+            201,
+            {"id": data.id, "receipt": receipt_json(service.register_product(principal, data))},
+        ),
+    )
+
+
+@router.get("/products/{product_id}/ratings", summary="A product's OCOP ratings, newest first")
+def product_ratings(product_id: str, request: Request, conn: ConnDep) -> Response:
+    rows = conn.execute(
+        select(RATING).where(RATING.c.product_id == product_id).order_by(RATING.c.id.desc())
+    ).all()
+    today = ocop.today_in_vietnam()
+    return cached_json(request, {"items": [rating_public(r, today).model_dump() for r in rows]})
+
+
+@router.post("/ratings", status_code=201, summary="Record an OCOP rating (council)")
+async def create_rating(
+    request: Request, data: RatingCreate, service: ServiceDep, principal: PrincipalDep
+) -> JSONResponse:
+    def run() -> tuple[int, Any]:
+        receipt = service.record_rating(principal, data)
+        return 201, {"id": receipt.index, "receipt": receipt_json(receipt)}
+
+    return await idempotent(request, service, principal, run)
+
+
+@router.post("/ratings/{rating_id}/revoke", status_code=201, summary="Revoke a rating (council)")
+async def revoke_rating(
+    rating_id: int,
+    data: RatingRevoke,
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    return await idempotent(
+        request,
+        service,
+        principal,
+        lambda: (
+            201,
+            {"receipt": receipt_json(service.revoke_rating(principal, rating_id, data.reason))},
+        ),
+    )

@@ -1,0 +1,142 @@
+"""Typed dependencies shared by the routers: the service, the caller, a connection, paging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import Connection, insert, select
+from sqlmodel import Field, SQLModel
+
+from ledger.statement import utc_now
+from ocop_trace.accounts import PUBLIC, Principal, principal_for_token
+from ocop_trace.errors import Conflict, NotAuthenticated
+from ocop_trace.service import TraceService
+
+T = TypeVar("T")
+
+
+def get_service(request: Request) -> TraceService:
+    service: TraceService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[TraceService, Depends(get_service)]
+
+
+def get_connection(service: ServiceDep) -> Iterator[Connection]:
+    with service.engine.connect() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_connection)]
+
+
+def get_principal(request: Request, service: ServiceDep) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        return PUBLIC
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("use 'Authorization: Bearer <token>'")
+    with service.engine.connect() as conn:
+        return principal_for_token(conn, token.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+class PageParams(BaseModel):
+    limit: int
+    offset: int
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="Items to skip")] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def cached_json(request: Request, payload: Any, status: int = 200) -> Response:
+    """A JSON answer with a strong ETag; `If-None-Match` with the same tag gets 304."""
+    body = json.dumps(
+        payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
+    ).encode("utf-8")
+    tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": tag, "Cache-Control": "public, max-age=0, must-revalidate"}
+    if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The answer to a write sent with an Idempotency-Key, replayed if the write is retried."""
+
+    __tablename__ = "idempotency_record"
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    status: int
+    body: str
+    created_at: str = Field(max_length=32)
+
+
+IDEMPOTENCY = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+
+async def idempotent(
+    request: Request,
+    service: TraceService,
+    principal: Principal,
+    run: Callable[[], tuple[int, Any]],
+) -> JSONResponse:
+    """Run a write once per Idempotency-Key (per user); a retry gets the first answer."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        status, payload = run()
+        return JSONResponse(payload, status_code=status)
+    if not 1 <= len(key) <= 100:
+        raise Conflict("Idempotency-Key must be 1 to 100 characters", field="Idempotency-Key")
+    scoped = f"{principal.user_id}:{request.method}:{request.url.path}:{key}"
+    request_hash = hashlib.sha256(await request.body()).hexdigest()
+    with service.engine.connect() as conn:
+        row = conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == scoped)).first()
+    if row is not None:
+        if row.request_hash != request_hash:
+            raise Conflict(
+                "this Idempotency-Key was used with a different request body",
+                field="Idempotency-Key",
+            )
+        return JSONResponse(
+            json.loads(row.body), status_code=row.status, headers={"Idempotent-Replayed": "true"}
+        )
+    status, payload = run()
+    with service.engine.begin() as conn:
+        conn.execute(
+            insert(IDEMPOTENCY).values(
+                key=scoped,
+                request_hash=request_hash,
+                status=status,
+                body=json.dumps(payload),
+                created_at=utc_now(),
+            )
+        )
+    return JSONResponse(payload, status_code=status)
+
+
+def receipt_json(receipt: Any) -> dict[str, Any]:
+    return {
+        "index": receipt.index,
+        "entry_hash": receipt.entry_hash,
+        "statement_hash": receipt.statement_hash,
+        "integrated_at": receipt.integrated_at,
+        "duplicate": receipt.duplicate,
+    }

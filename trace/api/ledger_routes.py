@@ -1,0 +1,129 @@
+"""Health, the signed checkpoint, entries with their proofs, and statements signed elsewhere."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import text
+
+from ledger.errors import LedgerError
+from ledger.statement import parse_entry, statement_from_json
+from ocop_trace.api.deps import PrincipalDep, ServiceDep, cached_json, idempotent, receipt_json
+from ocop_trace.errors import InvalidInput, NotFound, from_ledger_error
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["health"], summary="Database reachable and ledger head")
+def healthz(service: ServiceDep) -> JSONResponse:
+    try:
+        with service.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        size, head = service.store.head()
+    except Exception as exc:  # any failure here means "not healthy", said plainly
+        return JSONResponse(
+            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
+        )
+    return JSONResponse({"status": "ok", "ledger_size": size, "head_hash": head})
+
+
+@router.get(
+    "/api/v1/checkpoint",
+    tags=["ledger"],
+    response_class=PlainTextResponse,
+    summary="The latest signed checkpoint (C2SP signed note)",
+)
+def checkpoint(service: ServiceDep) -> PlainTextResponse:
+    note = service.store.latest_checkpoint()
+    if note is None:
+        raise NotFound("no checkpoint has been published yet")
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.post(
+    "/api/v1/checkpoint",
+    tags=["ledger"],
+    response_class=PlainTextResponse,
+    summary="Publish a checkpoint now (council only)",
+)
+def publish_checkpoint(service: ServiceDep, principal: PrincipalDep) -> PlainTextResponse:
+    from ocop_trace.service import require_role
+
+    require_role(principal, "council", "inspector")
+    return PlainTextResponse(
+        service.store.publish_checkpoint(), media_type="text/plain; charset=utf-8"
+    )
+
+
+@router.get(
+    "/api/v1/entries/{index}",
+    tags=["ledger"],
+    summary="One entry, with its inclusion proof in the current tree",
+)
+def entry(index: int, request: Request, service: ServiceDep) -> Response:
+    if not 0 <= index < 2**53:
+        raise NotFound(f"no entry {index}")
+    data = service.store.entry(index)
+    if data is None:
+        raise NotFound(f"no entry {index}")
+    size, proof = service.store.inclusion_proof(index)
+    payload = {
+        "entry": json.loads(data),
+        "entry_hash": parse_entry(data).hash.hex(),
+        "tree_size": size,
+        "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
+    }
+    return cached_json(request, payload)
+
+
+@router.get(
+    "/api/v1/proofs/consistency",
+    tags=["ledger"],
+    summary="Consistency proof between two tree sizes (base64 hashes)",
+)
+def consistency(
+    service: ServiceDep,
+    first: Annotated[int, Query(ge=1, le=2**53)],
+    second: Annotated[int, Query(ge=1, le=2**53)],
+) -> dict[str, Any]:
+    try:
+        proof = service.store.consistency_proof(first, second)
+    except LedgerError as exc:
+        raise InvalidInput(f"{exc.message} (expected {exc.expected}, found {exc.found})") from None
+    return {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(p).decode() for p in proof],
+    }
+
+
+@router.post(
+    "/api/v1/statements",
+    tags=["ledger"],
+    status_code=201,
+    summary="Append statements signed offline (all or none)",
+)
+async def submit(
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    statements: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=500)],
+) -> JSONResponse:
+    parsed = []
+    for position, value in enumerate(statements):
+        try:
+            parsed.append(statement_from_json(value))
+        except LedgerError as exc:
+            error = from_ledger_error(exc)
+            error.field = f"statements[{position}]"
+            raise error from None
+
+    def run() -> tuple[int, Any]:
+        receipts = service.submit_signed(principal, parsed)
+        return 201, {"receipts": [receipt_json(r) for r in receipts]}
+
+    return await idempotent(request, service, principal, run)

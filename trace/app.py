@@ -1,0 +1,38 @@
+"""The application factory: settings in, a wired FastAPI app out. No import-time state."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from ocop_trace import __version__
+from ocop_trace.api import auth_routes, batches, catalog, ledger_routes
+from ocop_trace.api.deps import get_principal
+from ocop_trace.errors import install_error_handlers
+from ocop_trace.ledger_setup import open_service
+from ocop_trace.schema import require_current_schema
+from ocop_trace.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    service = open_service(settings)
+    require_current_schema(service.engine)
+    app = FastAPI(
+        title="OCOP trace",
+        version=__version__,
+        summary="Traceability for OCOP products on a signed, verifiable ledger.",
+        # A bad or revoked token is refused on every route, public ones included, so a
+        # script never mistakes an expired token for anonymous access.
+        dependencies=[Depends(get_principal)],
+    )
+    app.state.settings = settings
+    app.state.service = service
+    install_error_handlers(app)
+    for router in (ledger_routes.router, catalog.router, batches.router, auth_routes.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory ocop_trace.app:app_from_environment` (each worker builds one)."""
+    return create_app(Settings())

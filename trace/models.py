@@ -1,0 +1,297 @@
+"""Projection tables (rebuilt from the ledger) and the API's model family for each entity.
+
+Per entity: `XBase` holds the fields a statement body carries, `XCreate` is what a client
+sends, `X` is the table (a projection of ledger entries, keyed by the ids the statements
+name or by entry index), `XPublic` is what the API returns. Nothing here is a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from pydantic import field_validator, model_validator
+from sqlalchemy import BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+from ocop_trace import ocop
+from ocop_trace.digital_link import is_valid_gtin
+
+SLUG = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
+SLUG_RE = re.compile(SLUG)
+
+
+def _check_date(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{field} must be a date written YYYY-MM-DD") from None
+    if len(value) != 10:
+        raise ValueError(f"{field} must be a date written YYYY-MM-DD")
+    return value
+
+
+# -- producers ---------------------------------------------------------------------------
+class AddressBase(SQLModel):
+    province: str = Field(min_length=1, max_length=100)
+    district: str = Field(default="", max_length=100)
+    commune: str = Field(min_length=1, max_length=100)
+    line: str = Field(default="", max_length=200)
+
+
+class ProducerBase(SQLModel):
+    name: str = Field(min_length=2, max_length=200)
+    type: str = Field(description="enterprise, cooperative, cooperative_group or household")
+    registration_no: str = Field(default="", max_length=50)
+    contact: str = Field(default="", max_length=200, description="The business's public contact")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in ocop.PRODUCER_TYPES:
+            raise ValueError(f"type must be one of {', '.join(sorted(ocop.PRODUCER_TYPES))}")
+        return value
+
+
+class ProducerCreate(ProducerBase):
+    id: str = Field(regex=SLUG, description="Stable id, lower-case letters, digits and '-'")
+    address_certified: AddressBase = Field(description="As printed on the certificate; kept")
+    address_current: AddressBase = Field(description="After the 1 Jul 2025 reform (no district)")
+
+
+class Producer(ProducerBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    certified_province: str
+    certified_district: str
+    certified_commune: str
+    certified_line: str
+    current_province: str
+    current_commune: str
+    current_line: str
+    entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ProducerPublic(ProducerBase):
+    id: str
+    address_certified: AddressBase
+    address_current: AddressBase
+    entry_index: int
+
+
+# -- products ----------------------------------------------------------------------------
+class ProductBase(SQLModel):
+    name_vi: str = Field(min_length=2, max_length=200)
+    name_en: str = Field(default="", max_length=200)
+    product_set: str = Field(description="OCOP product set code, e.g. food.processed_cereals")
+    gtin: str = Field(default="", max_length=14, description="GTIN-8/12/13/14 with check digit")
+    description: str = Field(default="", max_length=4000)
+    image_url: str = Field(default="", max_length=500)
+
+    @field_validator("product_set")
+    @classmethod
+    def _known_set(cls, value: str) -> str:
+        if value not in ocop.PRODUCT_SETS:
+            raise ValueError("product_set must be one of the 26 OCOP product set codes")
+        return value
+
+    @field_validator("gtin")
+    @classmethod
+    def _gtin(cls, value: str) -> str:
+        if value and not is_valid_gtin(value):
+            raise ValueError("gtin must be 8, 12, 13 or 14 digits with a correct check digit")
+        return value.zfill(14) if value else value
+
+
+class ProductCreate(ProductBase):
+    id: str = Field(regex=SLUG)
+    producer_id: str = Field(regex=SLUG)
+
+
+class Product(ProductBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    producer_id: str = Field(index=True, max_length=64)
+    sector: str = Field(max_length=32)
+    entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ProductPublic(ProductBase):
+    id: str
+    producer_id: str
+    sector: str
+    entry_index: int
+
+
+# -- ratings -----------------------------------------------------------------------------
+class RatingBase(SQLModel):
+    product_id: str = Field(regex=SLUG)
+    score_hundredths: int = Field(ge=0, le=10000, description="Score x 100: 91.14 is 9114")
+    level: str = Field(description="national, provincial or district")
+    criteria: str = Field(default=ocop.CURRENT_CRITERIA, max_length=40)
+    issuing_body: str = Field(min_length=2, max_length=200)
+    decision_no: str = Field(min_length=1, max_length=60)
+    decision_date: str
+    certificate_no: str = Field(default="", max_length=60)
+    issued_on: str
+    evaluation_year: int = Field(ge=2018, le=2100)
+
+    @field_validator("decision_date", "issued_on")
+    @classmethod
+    def _dates(cls, value: str) -> str:
+        return _check_date(value, "date") or value
+
+
+class RatingCreate(RatingBase):
+    @model_validator(mode="after")
+    def _rules(self) -> RatingCreate:
+        band = ocop.stars_for_score(self.score_hundredths, self.level)
+        ocop.check_rating(band.stars, self.level, date.fromisoformat(self.decision_date))
+        if band.stars >= 3 and not self.certificate_no:
+            raise ValueError("a 3★ or better rating needs its certificate_no")
+        if band.stars < 3 and self.certificate_no:
+            raise ValueError("1-2★ are evaluation results only: leave certificate_no empty")
+        return self
+
+
+class Rating(RatingBase, table=True):
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    stars: int
+    potential_five: bool = False
+    expires_on: str
+    revoked_index: int | None = Field(default=None, sa_column=Column(BigInteger))
+    revoked_reason: str = ""
+
+
+class RatingPublic(RatingBase):
+    id: int
+    stars: int
+    potential_five: bool
+    expires_on: str
+    status: str
+    revoked_reason: str
+
+
+class RatingRevoke(SQLModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+# -- batches -----------------------------------------------------------------------------
+class BatchBase(SQLModel):
+    product_id: str = Field(regex=SLUG)
+    lot: str = Field(min_length=1, max_length=20, regex=r"^[!-~]+$")
+    produced_on: str
+    expires_on: str | None = None
+    quantity: int = Field(ge=0, le=10**12, description="In base units, e.g. grams or items")
+    unit: str = Field(min_length=1, max_length=16)
+    origin: str = Field(default="", max_length=300, description="Place of origin of this batch")
+    notes: str = Field(default="", max_length=2000)
+
+    @field_validator("produced_on", "expires_on")
+    @classmethod
+    def _dates(cls, value: str | None) -> str | None:
+        return _check_date(value, "date")
+
+
+class BatchCreate(BatchBase):
+    id: str = Field(regex=SLUG)
+    inputs: list[str] = Field(
+        default_factory=list, max_length=50, description="Ids of the batches this one was made from"
+    )
+
+
+class Batch(BatchBase, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    producer_id: str = Field(index=True, max_length=64)
+    entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recalled_index: int | None = Field(default=None, sa_column=Column(BigInteger))
+    recall_reason: str = ""
+    recall_source: str = Field(
+        default="", max_length=64, description="The batch whose recall flagged this one"
+    )
+
+
+Index("uq_batch_product_lot", Batch.__table__.c.product_id, Batch.__table__.c.lot, unique=True)  # type: ignore[attr-defined]
+
+
+class BatchInput(SQLModel, table=True):
+    batch_id: str = Field(primary_key=True, max_length=64)
+    input_id: str = Field(primary_key=True, max_length=64, index=True)
+
+
+class BatchPublic(BatchBase):
+    id: str
+    producer_id: str
+    inputs: list[str]
+    outputs: list[str]
+    recalled: bool
+    recall_reason: str
+    recall_source: str
+    entry_index: int
+
+
+class RecallCreate(SQLModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+# -- events and inspections --------------------------------------------------------------
+class EventBase(SQLModel):
+    biz_step: str
+    at: str = Field(description="When it happened, UTC: YYYY-MM-DDTHH:MM:SSZ")
+    place: str = Field(default="", max_length=300)
+    note: str = Field(default="", max_length=2000)
+
+    @field_validator("biz_step")
+    @classmethod
+    def _step(cls, value: str) -> str:
+        if value not in ocop.BIZ_STEPS:
+            raise ValueError(f"biz_step must be one of {', '.join(ocop.BIZ_STEPS)}")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        from ledger.statement import check_timestamp  # one timestamp rule for all
+
+        try:
+            return check_timestamp(value, "at")
+        except Exception:
+            raise ValueError("at must be a UTC time written YYYY-MM-DDTHH:MM:SSZ") from None
+
+
+class EventCreate(EventBase):
+    pass
+
+
+class BatchEvent(EventBase, table=True):
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    batch_id: str = Field(index=True, max_length=64)
+    actor_key_id: str = Field(max_length=64)
+
+
+class EventPublic(EventBase):
+    id: int
+    batch_id: str
+
+
+class InspectionCreate(SQLModel):
+    batch_id: str = Field(regex=SLUG)
+    result: str = Field(description="pass, fail or note")
+    findings: str = Field(default="", max_length=4000)
+
+    @field_validator("result")
+    @classmethod
+    def _result(cls, value: str) -> str:
+        if value not in ("pass", "fail", "note"):
+            raise ValueError("result must be pass, fail or note")
+        return value
+
+
+class Inspection(InspectionCreate, table=True):
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    inspector_key_id: str = Field(max_length=64)
+
+
+_PROJECTED: tuple[Any, ...] = (Producer, Product, Rating, Batch, BatchInput, BatchEvent, Inspection)
+PROJECTION_TABLES = [model.__table__ for model in _PROJECTED]

@@ -1,0 +1,99 @@
+"""Rebuild the projection from the ledger alone, and check the live tables against it."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, inspect, select
+from sqlmodel import SQLModel
+
+from ledger.authority import KeyRegistry
+from ledger.statement import parse_entry
+from ledger.store import LedgerStore, open_engine
+from ledger.verifier import Failure
+from ocop_trace.models import PROJECTION_TABLES
+from ocop_trace.projection import Projector, clear
+
+
+def _replay(conn: Connection, store: LedgerStore) -> int:
+    registry = KeyRegistry(store.root_key_id)
+    projector = Projector(conn)
+    count = 0
+    for index, data in store.entries():
+        statement = parse_entry(data).statement
+        registry.check_and_apply(statement, index)
+        projector.apply(index, statement, registry.grants.get(statement.key_id))
+        count += 1
+    return count
+
+
+def rebuild(store: LedgerStore) -> int:
+    """Recreate every projection table from the ledger, in one transaction; returns entries."""
+    SQLModel.metadata.create_all(store.engine, tables=PROJECTION_TABLES)
+    with store.engine.begin() as conn:
+        clear(conn)
+        return _replay(conn, store)
+
+
+def _rows(conn: Connection, table: Any) -> Iterator[dict[str, Any]]:
+    key = list(table.primary_key.columns)
+    for row in conn.execute(select(table).order_by(*key)).mappings():
+        yield dict(row)
+
+
+def compare_projection(live: Engine, expected: Engine) -> Failure | None:
+    """The first row where the live projection differs from the expected one, if any."""
+    with live.connect() as a, expected.connect() as b:
+        for table in PROJECTION_TABLES:
+            keys = [c.name for c in table.primary_key.columns]
+            live_rows, want_rows = _rows(a, table), _rows(b, table)
+            while True:
+                got, want = next(live_rows, None), next(want_rows, None)
+                if got is None and want is None:
+                    break
+                if got != want:
+                    return _difference(table.name, keys, got, want)
+    return None
+
+
+def _difference(
+    table: str, keys: list[str], got: dict[str, Any] | None, want: dict[str, Any] | None
+) -> Failure:
+    row = got or want or {}
+    where = f"{table} row {', '.join(str(row.get(k)) for k in keys)}"
+    if got is None or want is None or [got[k] for k in keys] != [want[k] for k in keys]:
+        return Failure(
+            None,
+            "projection",
+            f"{where}: the table and the ledger disagree on which rows exist",
+            str(want and {k: want[k] for k in keys}),
+            str(got and {k: got[k] for k in keys}),
+        )
+    column = next(c for c in want if got.get(c) != want[c])
+    return Failure(
+        None,
+        "projection",
+        f"{where}, column {column}, was changed behind the ledger's back",
+        str(want[column]),
+        str(got[column]),
+    )
+
+
+def has_projection(engine: Engine) -> bool:
+    return inspect(engine).has_table(PROJECTION_TABLES[0].name)
+
+
+def check_projection(store: LedgerStore) -> Failure | None:
+    """Rebuild into a scratch SQLite file and compare it with the live tables."""
+    with tempfile.TemporaryDirectory(prefix="ocop-projection-") as tmp:
+        scratch = open_engine(f"sqlite:///{Path(tmp) / 'expected.db'}")
+        try:
+            SQLModel.metadata.create_all(scratch, tables=PROJECTION_TABLES)
+            with scratch.begin() as conn:
+                _replay(conn, store)
+            return compare_projection(store.engine, scratch)
+        finally:
+            scratch.dispose()
