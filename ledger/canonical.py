@@ -25,45 +25,70 @@ def validate(value: Any, path: str = "$", depth: int = 0) -> None:
     """Refuse anything whose canonical form could be ambiguous or is too large.
 
     Object keys are limited to printable ASCII: within it, Python's sort order equals the
-    UTF-16 code-unit order RFC 8785 prescribes, which lets `canonical_bytes` use the C JSON
-    encoder (tested byte-for-byte against the rfc8785 reference).
+    UTF-16 code-unit order RFC 8785 prescribes. This walk runs on every entry the verifier
+    reads, so strings and integers are checked in place rather than by a call each.
     """
     kind = type(value)
-    if kind is str:
+    if kind is str or kind is int:
+        _check_leaf(value, path)
+        return
+    if depth >= MAX_DEPTH:
+        raise EncodingError(f"{path}: nested too deeply", expected=f"<= {MAX_DEPTH}", found=depth)
+    if kind is dict:
+        names = "".join(value) if all(type(k) is str for k in value) else None
+        if (
+            names is None
+            or not (names.isascii() and names.isprintable())
+            or not all(0 < len(k) <= MAX_KEY_CHARS for k in value)
+        ):
+            _refuse_keys(value, path)
+        items: Any = value.items()
+    elif kind is list:
+        items = enumerate(value)
+    else:
+        raise EncodingError(
+            f"{path}: only integers, strings, arrays and objects may be signed",
+            expected="int, str, list or dict",
+            found=kind.__name__,
+        )
+    for key, item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if len(item) > MAX_STRING_CHARS:
+                _check_leaf(item, _child(path, key))
+        elif item_kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                _check_leaf(item, _child(path, key))
+        else:
+            validate(item, _child(path, key), depth + 1)
+
+
+def _child(path: str, key: object) -> str:
+    return f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
+
+
+def _check_leaf(value: Any, path: str) -> None:
+    if type(value) is str:
         if len(value) > MAX_STRING_CHARS:
             raise EncodingError(
                 f"{path}: string too long",
                 expected=f"<= {MAX_STRING_CHARS} chars",
                 found=len(value),
             )
-        return
-    if kind is int:
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+    elif not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise EncodingError(
+            f"{path}: integer out of range", expected=f"|n| <= {MAX_SAFE_INTEGER}", found=value
+        )
+
+
+def _refuse_keys(value: dict[Any, Any], path: str) -> None:
+    for key in value:
+        if type(key) is not str or not _is_plain_key(key):
             raise EncodingError(
-                f"{path}: integer out of range", expected=f"|n| <= {MAX_SAFE_INTEGER}", found=value
+                f"{path}: object key must be 1-{MAX_KEY_CHARS} printable ASCII characters",
+                expected="printable ASCII key",
+                found=repr(key)[:80],
             )
-        return
-    if depth >= MAX_DEPTH:
-        raise EncodingError(f"{path}: nested too deeply", expected=f"<= {MAX_DEPTH}", found=depth)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _is_plain_key(key):
-                raise EncodingError(
-                    f"{path}: object key must be 1-{MAX_KEY_CHARS} printable ASCII characters",
-                    expected="printable ASCII key",
-                    found=repr(key)[:80],
-                )
-            validate(item, f"{path}.{key}", depth + 1)
-        return
-    if kind is list:
-        for position, item in enumerate(value):
-            validate(item, f"{path}[{position}]", depth + 1)
-        return
-    raise EncodingError(
-        f"{path}: only integers, strings, arrays and objects may be signed",
-        expected="int, str, list or dict",
-        found=kind.__name__,
-    )
 
 
 def _is_plain_key(key: str) -> bool:
