@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from ocop_trace.cli import app
@@ -156,6 +157,42 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
     code, out, _ = invoke("demo", "--dir", "d")
     assert code == 0, out
     assert "VALID" in out
+    for kind in (
+        "producer.registered: 9",
+        "product.registered: 10",
+        "rating.recorded: 10",
+        "rating.revoked: 1",
+        "batch.recalled: 1",
+    ):
+        assert kind in out
+    for state in (
+        "(valid)",
+        "(revoked)",
+        "(expired)",
+        "(expiring)",
+        "(recalled)",
+        "(recalled upstream)",
+    ):
+        assert state in out
     code, out, _ = invoke("demo", "--dir", "d")
     assert code == 0
-    assert "0 appended now" in out
+    assert "0 added by this run" in out
+
+
+def test_verify_names_a_projection_row_edited_with_sql(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke("demo", "--dir", "d")[0] == 0
+    monkeypatch.setenv("TRACE_KEY_DIR", str(env / "d" / "keys"))
+    url = f"sqlite:///{env / 'd' / 'trace.db'}"
+    assert invoke("verify", "--db", url)[0] == 0
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE batch SET quantity = 1 WHERE id = 'mien-dong-tai-hoan-b1'"))
+    engine.dispose()
+    code, out, _ = invoke("verify", "--db", url, "--json")
+    assert code == 1
+    failure = json.loads(out)["failure"]
+    assert failure["reason"] == "projection"
+    assert "batch row mien-dong-tai-hoan-b1, column quantity" in failure["message"]
+    assert failure["found"] == "1"

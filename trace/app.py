@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from ocop_trace import __version__
 from ocop_trace.api import auth_routes, batches, catalog, ledger_routes
 from ocop_trace.api.deps import get_principal
-from ocop_trace.errors import install_error_handlers
+from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.ledger_setup import open_service
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A bad or revoked token is refused on every route, public ones included, so a
         # script never mistakes an expired token for anonymous access.
         dependencies=[Depends(get_principal)],
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.service = service

@@ -351,36 +351,45 @@ def user_add(
     out.print(f"user {username} ({role}) created with id {user_id}")
 
 
-def main() -> None:
-    app()
-
-
 @app.command()
 def demo(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Folder for the demo database and keys.")
+        Path, typer.Option("--dir", help="Folder for the demo database, keys and bundle.")
     ] = Path("demo"),
+    url: Annotated[str, typer.Option(help="Base URL the printed links use.")] = (
+        "http://127.0.0.1:8000"
+    ),
 ) -> None:
-    """Build a demonstration ledger (Bắc Kạn OCOP data), export it, verify it. Idempotent."""
+    """Seed the Bắc Kạn OCOP demo through the real use cases, export and verify it. Idempotent."""
     from ocop_trace.demo import run_demo
 
     settings = Settings(
-        database_url=f"sqlite:///{directory / 'trace.db'}", key_dir=directory / "keys"
+        database_url=f"sqlite:///{directory / 'trace.db'}",
+        key_dir=directory / "keys",
+        public_url=url,
     )
     with user_errors():
         result = run_demo(settings)
-    new = sum(1 for r in result.receipts if not r.duplicate)
     out.print(
         f"demo ledger: {settings.database_url} ({result.report.entries} entries, "
-        f"{new} appended now, {len(result.receipts) - new} already present)"
+        f"{result.created} added by this run)"
     )
-    out.print(f"bundle: {result.bundle}")
+    out.print(f"bundle: {result.bundle}   logins: {result.credentials}")
     _print_report(result.report)
     root = root_key_id(settings)
-    out.print("\nTry:")
+    out.print("\nOpen (after `ocop-trace serve`, which `make demo` starts):")
+    out.print(f"  {url}/docs                       the API, with a form for every route")
+    out.print(f"  {url}/api/v1/products            the ten demo products")
+    for state, batch_id in result.batches.items():
+        out.print(f"  {url}/api/v1/batches/{batch_id}   ({state.replace('_', ' ')})")
+    out.print("\nCheck it yourself:")
     out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")
     out.print(
         f"  TRACE_KEY_DIR={settings.key_dir} .venv/bin/ocop-trace verify "
         f"--db {settings.database_url}"
     )
-    out.print("  (the demo's certificate numbers, lots and dates are invented)")
+    out.print("  (demo certificate numbers, GTINs, lots and dates are invented: 'DEMO-')")
+
+
+def main() -> None:
+    app()

@@ -1,168 +1,264 @@
-"""A small demonstration ledger: real keys and signed statements, exported and verified."""
+"""Demo data: the Bắc Kạn OCOP products of OCOP.md, seeded through the real use cases.
+
+Every demo fact is a signed ledger statement made by the same code paths as real data.
+Certificate numbers, GTINs, lots and dates are invented and say so ("DEMO-" prefixes).
+Running it again adds nothing: each item is created only if its id is not there yet.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 
-from ledger import keys
-from ledger.authority import KEY_REGISTERED
 from ledger.bundle import export_bundle, store_records
-from ledger.statement import Statement, sign_statement
-from ledger.store import Receipt
 from ledger.verifier import Report, verify
-from ocop_trace.ledger_setup import ROOT_KEY_FILE, init_ledger, load_key, open_store
+from ocop_trace import ocop
+from ocop_trace.accounts import USER, Principal
+from ocop_trace.errors import Conflict
+from ocop_trace.ledger_setup import init_ledger, open_service
+from ocop_trace.models import (
+    AddressBase,
+    BatchCreate,
+    EventCreate,
+    ProducerCreate,
+    ProductCreate,
+    RatingCreate,
+)
+from ocop_trace.projection import BATCH, PRODUCER, PRODUCT, RATING
+from ocop_trace.rebuild import check_projection
+from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
 
-COUNCIL_KINDS = [
-    "key.registered",
-    "key.revoked",
-    "producer.registered",
-    "product.registered",
-    "rating.recorded",
-    "rating.revoked",
-]
-PRODUCER_KINDS = ["batch.registered", "batch.event", "batch.recalled"]
-INSPECTOR_KINDS = ["inspection.recorded"]
-# Fixed times make every demo statement byte-identical on a re-run, so re-running the
-# demo appends nothing new: the ledger recognises each signed statement it already holds.
-T0 = "2026-01-05T08:00:00Z"
+COUNCIL = Principal(None, "demo", "council")
+SCORES = {5: 9114, 4: 7850, 3: 6420}
 
 
-@dataclass(frozen=True)
+@dataclass
 class DemoResult:
     settings: Settings
-    receipts: list[Receipt]
+    created: int
     bundle: Path
     report: Report
+    credentials: Path
+    batches: dict[str, str] = field(default_factory=dict)  # state -> batch id
 
 
-def _key(settings: Settings, filename: str) -> Ed25519PrivateKey:
-    path = settings.key_dir / filename
-    if not path.exists():
-        keys.save_private_key(keys.generate(), path, settings.passphrase_bytes())
-    return load_key(settings, filename)
+def slug(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:60]
 
 
-def _grant(
-    signer: Ed25519PrivateKey,
-    key: Ed25519PrivateKey,
-    role: str,
-    name: str,
-    kinds: list[str],
-    subject: str,
-    may_grant: list[str] | None = None,
-) -> Statement:
-    body = {
-        "key_id": keys.key_id(keys.public_bytes(key)),
-        "role": role,
-        "name": name,
-        "kinds": kinds,
-        "may_grant": may_grant or [],
-        "subject": subject,
-    }
-    return sign_statement(KEY_REGISTERED, body, signer, T0)
+def _invented_number(seed: str) -> str:
+    return f"DEMO-{int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16):010d}"
 
 
-def demo_statements(settings: Settings) -> list[Statement]:
-    root = load_key(settings, ROOT_KEY_FILE)
-    council = _key(settings, "council-thai-nguyen.pem")
-    producer = _key(settings, "producer-htx-tai-hoan.pem")
-    producer_body: dict[str, Any] = {
-        "producer_id": "htx-tai-hoan",
-        "name": "HTX Tài Hoan",
-        "type": "cooperative",
-        "address": {
-            "as_certified": {
-                "province": "Bắc Kạn",
-                "district": "Na Rì",
-                "commune": "Côn Minh",
-                "line": "thôn Chè Cọ",
-            },
-            "current": {"province": "Thái Nguyên", "commune": "Côn Minh"},
-        },
-    }
-    return [
-        _grant(
-            root,
-            council,
-            "council",
-            "council-thai-nguyen",
-            COUNCIL_KINDS,
-            "Thái Nguyên",
-            PRODUCER_KINDS + INSPECTOR_KINDS,
+def _current(place: ocop.CertifiedAddress) -> AddressBase:
+    province = ocop.current_province(place.province) or place.province
+    return AddressBase(province=province, commune=place.commune, line=place.line)
+
+
+def _exists(service: TraceService, table: object, key: object) -> bool:
+    with service.engine.connect() as conn:
+        return conn.execute(select(table.c.id).where(table.c.id == key)).first() is not None  # type: ignore[attr-defined]
+
+
+def _producer(service: TraceService, item: ocop.DemoProduct) -> str:
+    producer_id = slug(item.producer)
+    if not _exists(service, PRODUCER, producer_id):
+        place = item.place
+        service.register_producer(
+            COUNCIL,
+            ProducerCreate(
+                id=producer_id,
+                name=item.producer,
+                type=item.producer_type.value,
+                registration_no=_invented_number(producer_id),
+                contact="demo@example.invalid",
+                address_certified=AddressBase(
+                    province=place.province,
+                    district=place.district or "",
+                    commune=place.commune,
+                    line=place.line,
+                ),
+                address_current=_current(place),
+            ),
+        )
+    return producer_id
+
+
+def _rating(service: TraceService, product_id: str, stars: int, issued: date, number: int) -> int:
+    level = "national" if stars == 5 else "provincial"
+    body = (
+        "Bộ Nông nghiệp và Phát triển nông thôn"
+        if issued < ocop.MINISTRY_MERGER and stars == 5
+        else "Bộ Nông nghiệp và Môi trường"
+        if stars == 5
+        else "Hội đồng OCOP tỉnh (demo)"
+    )
+    return service.record_rating(
+        COUNCIL,
+        RatingCreate(
+            product_id=product_id,
+            score_hundredths=SCORES[stars],
+            level=level,
+            issuing_body=body,
+            decision_no=f"DEMO-{number:04d}/QĐ",
+            decision_date=issued.isoformat(),
+            certificate_no=f"DEMO-{stars}S-{number:04d}",
+            issued_on=issued.isoformat(),
+            evaluation_year=issued.year,
         ),
-        _grant(council, producer, "producer", "htx-tai-hoan", PRODUCER_KINDS, "htx-tai-hoan"),
-        sign_statement("producer.registered", producer_body, council, T0),
-        sign_statement(
-            "product.registered",
-            {
-                "product_id": "mien-dong-tai-hoan",
-                "producer_id": "htx-tai-hoan",
-                "name_vi": "Miến dong Tài Hoan",
-                "name_en": "Tài Hoan arrowroot noodles",
-                "sector": "food",
-                "product_set": "processed-from-cereals",
-            },
-            council,
-            T0,
-        ),
-        sign_statement(
-            "rating.recorded",
-            {
-                "product_id": "mien-dong-tai-hoan",
-                "stars": 5,
-                "score_hundredths": 9114,
-                "criteria": "148/QĐ-TTg",
-                "certificate": "DEMO-5S-0001",
-                "issued_on": "2025-09-01",
-                "expires_on": "2028-09-01",
-            },
-            council,
-            T0,
-        ),
-        sign_statement(
-            "batch.registered",
-            {
-                "batch_id": "mien-2026-001",
-                "product_id": "mien-dong-tai-hoan",
-                "lot": "DEMO-L2601",
-                "produced_on": "2026-01-04",
-                "quantity": 1200,
-                "unit": "kg",
-            },
+    ).index
+
+
+def _batches(
+    service: TraceService,
+    producer_id: str,
+    product_id: str,
+    count: int,
+    inputs: list[str] | None = None,
+) -> list[str]:
+    producer = Principal(None, "demo", "producer", producer_id)
+    made = []
+    for n in range(1, count + 1):
+        batch_id = f"{product_id[:48]}-b{n}"
+        made.append(batch_id)
+        if _exists(service, BATCH, batch_id):
+            continue
+        produced = date(2026, 1, 4) + timedelta(days=20 * (n - 1))
+        service.register_batch(
             producer,
-            "2026-01-05T09:00:00Z",
-        ),
-        sign_statement(
-            "batch.event",
-            {
-                "batch_id": "mien-2026-001",
-                "biz_step": "packing",
-                "place": "xã Côn Minh",
-                "at": "2026-01-05T10:00:00Z",
-            },
-            producer,
-            "2026-01-05T10:05:00Z",
-        ),
-    ]
+            BatchCreate(
+                id=batch_id,
+                product_id=product_id,
+                lot=f"DEMO-L{produced:%y%m}{n}",
+                produced_on=produced.isoformat(),
+                expires_on=(produced + timedelta(days=540)).isoformat(),
+                quantity=500 * n,
+                unit="pack",
+                origin="vùng nguyên liệu của hợp tác xã (demo)",
+                inputs=inputs if (inputs and n == 1) else [],
+            ),
+            producer_id,
+        )
+        for step, hours in (
+            ("harvesting", 0),
+            ("processing", 30),
+            ("packing", 52),
+            ("shipping", 75),
+        ):
+            at = f"{produced + timedelta(hours=hours):%Y-%m-%d}T0{hours % 10}:00:00Z"
+            service.add_event(
+                producer,
+                batch_id,
+                producer_id,
+                EventCreate(biz_step=step, at=at, place="Bắc Kạn (cũ), nay Thái Nguyên"),
+            )
+    return made
+
+
+def seed(service: TraceService, today: date) -> dict[str, str]:
+    """Create whatever part of the demo is missing; returns a batch id for each page state."""
+    states: dict[str, str] = {}
+    by_name: dict[str, list[str]] = {}
+    for number, item in enumerate(ocop.DEMO_PRODUCTS, start=1):
+        producer_id = _producer(service, item)
+        product_id = slug(item.name)
+        if not _exists(service, PRODUCT, product_id):
+            service.register_product(
+                COUNCIL,
+                ProductCreate(
+                    id=product_id,
+                    producer_id=producer_id,
+                    name_vi=item.name,
+                    name_en=item.name_en,
+                    product_set=item.product_set,
+                    description="Dữ liệu minh hoạ (demo data): số liệu là giả định.",
+                ),
+            )
+        with service.engine.connect() as conn:
+            rated = conn.execute(
+                select(RATING.c.id).where(RATING.c.product_id == product_id)
+            ).first()
+        if rated is None:
+            issued = date(2025, 9, 1)
+            if number == 7:  # expired: issued more than 36 months ago
+                issued = date(2022, 3, 1)
+            elif number == 9:  # expiring within 30 days
+                issued = ocop.add_months(today, -36) + timedelta(days=20)
+            rating_id = _rating(service, product_id, item.stars, issued, number)
+            if number == 3:
+                service.revoke_rating(COUNCIL, rating_id, "không tái đánh giá (demo)")
+        inputs = by_name.get("Gạo nếp Tân Sơn") if item.name.startswith("Rượu") else None
+        by_name[item.name] = _batches(service, producer_id, product_id, 2 + number % 3, inputs)
+    rice = by_name["Gạo nếp Tân Sơn"][0]
+    with service.engine.connect() as conn:
+        recalled = conn.execute(select(BATCH.c.recalled_index).where(BATCH.c.id == rice)).scalar()
+    if recalled is None:
+        service.recall(
+            Principal(None, "demo", "producer", slug("HTX nông nghiệp sạch Tân Sơn")),
+            rice,
+            slug("HTX nông nghiệp sạch Tân Sơn"),
+            "nấm mốc trong lô (demo)",
+        )
+    states.update(
+        valid=by_name["Miến dong Tài Hoan"][0],
+        revoked=by_name["Trà nụ vối"][0],
+        expired=by_name["Trà cà gai leo"][0],
+        expiring=by_name["Trà hoa đu đủ đực"][0],
+        recalled=rice,
+        recalled_upstream=by_name["Rượu men lá Thanh Tâm"][0],
+    )
+    return states
+
+
+def _demo_users(service: TraceService, credentials: Path) -> None:
+    with service.engine.connect() as conn:
+        if conn.execute(select(USER.c.id).where(USER.c.username == "council-demo")).first():
+            return
+    lines = []
+    for username, role, producer in (
+        ("council-demo", "council", ""),
+        ("htx-tai-hoan", "producer", "htx-tai-hoan"),
+        ("inspector-demo", "inspector", ""),
+    ):
+        password = secrets.token_urlsafe(12)
+        try:
+            service.create_user(COUNCIL, username, password, role, producer)
+        except Conflict:
+            continue
+        lines.append(f"{username}\t{role}\t{password}")
+    credentials.write_text(
+        "username\trole\tpassword (demo only)\n" + "\n".join(lines) + "\n", "utf-8"
+    )
+    credentials.chmod(0o600)
 
 
 def run_demo(settings: Settings) -> DemoResult:
     init_ledger(settings)
-    store = open_store(settings)
-    receipts = store.append(demo_statements(settings))
-    store.publish_checkpoint()
+    service = open_service(settings)
+    before = service.store.size()
+    states = seed(service, ocop.today_in_vietnam())
+    credentials = settings.key_dir.parent / "credentials.txt"
+    _demo_users(service, credentials)
+    service.store.publish_checkpoint()
     bundle = settings.key_dir.parent / "demo-bundle.jsonl"
-    export_bundle(store, bundle)
+    export_bundle(service.store, bundle)
+    size = service.store.size()
     report = verify(
-        store_records(store),
-        store.root_key_id,
+        store_records(service.store, size),
+        service.store.root_key_id,
         workers=1,
-        expected_size=store.size(),
-        origin=store.origin,
+        expected_size=size,
+        origin=service.store.origin,
+        extra_checks=lambda: check_projection(service.store),
     )
-    return DemoResult(settings, receipts, bundle, report)
+    return DemoResult(settings, size - before, bundle, report, credentials, states)

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -73,6 +74,32 @@ class TooManyRequests(ServiceError):
 
 class Unavailable(ServiceError):
     status, code = 503, "unavailable"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (401, "Not signed in, or the token is unknown or revoked"),
+        (403, "Your role or ownership does not allow this"),
+        (404, "Nothing with that id"),
+        (409, "Conflicts with what exists (duplicate id, reused Idempotency-Key...)"),
+        (422, "The request breaks a rule; `field` names the part to fix"),
+        (503, "The database is not reachable"),
+    )
+}
 
 
 def error_body(

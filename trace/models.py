@@ -38,7 +38,7 @@ def _check_date(value: str | None, field: str) -> str | None:
 class AddressBase(SQLModel):
     province: str = Field(min_length=1, max_length=100)
     district: str = Field(default="", max_length=100)
-    commune: str = Field(min_length=1, max_length=100)
+    commune: str = Field(default="", max_length=100)
     line: str = Field(default="", max_length=200)
 
 
