@@ -24,8 +24,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 install: $(RUNTIME_STAMP)
 dev: $(DEV_STAMP)
 
+# Seeds (or tops up) the demo ledger, prints what to open, then serves it until Ctrl-C.
+DEMO_ENV := TRACE_DATABASE_URL=sqlite:///$(CURDIR)/demo/trace.db TRACE_KEY_DIR=$(CURDIR)/demo/keys
 demo: $(RUNTIME_STAMP)
 	$(BIN)/ocop-trace demo --dir demo
+	$(DEMO_ENV) $(BIN)/ocop-trace serve --host 127.0.0.1 --port 8000
 
 # mypy cannot follow setuptools' editable-install import hook, so it reads the sources
 # through links carrying the installed package names.

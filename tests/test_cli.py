@@ -174,6 +174,17 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
         "(recalled upstream)",
     ):
         assert state in out
+    engine = create_engine(f"sqlite:///{env / 'd' / 'trace.db'}")
+    with engine.connect() as conn:
+        spirit = conn.execute(
+            text("SELECT recall_source FROM batch WHERE id = 'ruou-men-la-thanh-tam-b1'")
+        ).scalar_one()
+        inputs = conn.execute(
+            text("SELECT input_id FROM batchinput WHERE batch_id = 'ruou-men-la-thanh-tam-b1'")
+        ).all()
+    engine.dispose()
+    assert spirit == "gao-nep-tan-son-b1"  # recalled upstream, through the lineage
+    assert [row[0] for row in inputs] == ["gao-nep-tan-son-b1"]
     code, out, _ = invoke("demo", "--dir", "d")
     assert code == 0
     assert "0 added by this run" in out

@@ -169,7 +169,10 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
     """Create whatever part of the demo is missing; returns a batch id for each page state."""
     states: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
-    for number, item in enumerate(ocop.DEMO_PRODUCTS, start=1):
+    numbered = list(enumerate(ocop.DEMO_PRODUCTS, start=1))
+    # The rice spirit is made from the sticky rice, so the rice's batches come first.
+    numbered.sort(key=lambda pair: pair[1].name.startswith("Rượu"))
+    for number, item in numbered:
         producer_id = _producer(service, item)
         product_id = slug(item.name)
         if not _exists(service, PRODUCT, product_id):
@@ -197,7 +200,8 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
             rating_id = _rating(service, product_id, item.stars, issued, number)
             if number == 3:
                 service.revoke_rating(COUNCIL, rating_id, "không tái đánh giá (demo)")
-        inputs = by_name.get("Gạo nếp Tân Sơn") if item.name.startswith("Rượu") else None
+        rice_batches = by_name.get("Gạo nếp Tân Sơn", [])
+        inputs = rice_batches[:1] if item.name.startswith("Rượu") else None
         by_name[item.name] = _batches(service, producer_id, product_id, 2 + number % 3, inputs)
     rice = by_name["Gạo nếp Tân Sơn"][0]
     with service.engine.connect() as conn:
