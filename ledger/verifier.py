@@ -192,17 +192,26 @@ class _Walker:
                     prev_hash,
                 )
             )
+        grant = self.registry.grants.get(key_id) if body is None else None
+        # The common case, a registered unrevoked key signing a kind it holds, is settled
+        # by one lookup; anything else takes the full check, which words the failure.
+        if grant is None or grant.revoked_index is not None or kind not in grant.kinds:
+            self._check_authority(index, key_id, kind, body)
+        self.tree.append(leaf)
+        self.prev_hash = entry_hash.hex()
+        self.kinds[kind] += 1
+        if self.pending and self.pending[0][0].size == self.tree.size:
+            self._settle()
+
+    def _check_authority(
+        self, index: int, key_id: str, kind: str, body: dict[str, Any] | None
+    ) -> None:
         try:
             self.registry.check_and_apply(Statement(kind, key_id, "", body or {}, ""), index)
         except LedgerError as exc:
             raise _Stop(
                 Failure(index, exc.reason, exc.message, _text(exc.expected), _text(exc.found))
             ) from None
-        self.tree.append(leaf)
-        self.prev_hash = entry_hash.hex()
-        self.kinds[kind] += 1
-        if self.pending and self.pending[0][0].size == self.tree.size:
-            self._settle()
 
     def checkpoint(self, record: CheckpointRecord) -> None:
         cp = self._parse(record)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from ledger import keys
@@ -16,7 +17,8 @@ from ledger.statement import sign_statement
 from ocop_trace.accounts import Principal
 from ocop_trace.app import create_app
 from ocop_trace.ledger_setup import init_ledger, open_service
-from ocop_trace.rebuild import check_projection
+from ocop_trace.rebuild import check_projection, rebuild
+from ocop_trace.schema import SchemaOutOfDate
 from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
 
@@ -345,3 +347,46 @@ def test_projection_edit_behind_the_ledger_is_reported(api: Api) -> None:
     assert failure.reason == "projection"
     assert "product row mien-dong-tai-hoan, column name_vi" in failure.message
     assert (failure.expected, failure.found) == ("Miến dong Tài Hoan", "Hàng giả")
+
+
+def test_rebuild_recreates_the_live_projection(api: Api) -> None:
+    api.post("/api/v1/products", PRODUCT, "council")
+    api.post("/api/v1/ratings", RATING, "council")
+    api.post("/api/v1/batches", BATCH, "producer")
+    api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "mould found"}, "producer")
+    before = api.client.get("/api/v1/batches/mien-2026-001").json()
+    with api.service.engine.begin() as conn:
+        conn.execute(text("DELETE FROM batch"))
+    assert check_projection(api.service.store) is not None
+    assert rebuild(api.service.store) == api.service.store.size()
+    assert check_projection(api.service.store) is None
+    assert api.client.get("/api/v1/batches/mien-2026-001").json() == before
+
+
+def test_checkpoint_publishing_roles(api: Api) -> None:
+    assert_error(api.client.post("/api/v1/checkpoint"), 401, "not_authenticated")
+    assert_error(
+        api.client.post("/api/v1/checkpoint", headers=api.as_("producer")), 403, "forbidden"
+    )
+    published = api.client.post("/api/v1/checkpoint", headers=api.as_("inspector"))
+    assert published.status_code == 200
+    assert api.client.get("/api/v1/checkpoint").text == published.text
+
+
+def test_app_refuses_a_stale_schema(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}", key_dir=tmp_path / "keys"
+    )
+    init_ledger(settings)
+    with open_service(settings).engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(SchemaOutOfDate, match="run 'ocop-trace init'"):
+        create_app(settings)
+
+
+def test_settings_refuse_a_placeholder_secret_outside_development() -> None:
+    with pytest.raises(ValidationError, match="TRACE_SECRET_KEY"):
+        Settings(environment="production")
+    with pytest.raises(ValidationError, match="TRACE_SECRET_KEY"):
+        Settings(environment="production", secret_key="short")
+    assert Settings(environment="production", secret_key="x" * 40).environment == "production"
