@@ -37,7 +37,7 @@ FAST_MASK = 0
 FONT_NAME = "OcopDejaVuSans"
 FONT_FILE = "DejaVuSans.ttf"  # Vietnamese, ★ and … coverage; shipped in ocop_trace/fonts/
 MIN_QR_MM = 10.0
-MIN_TEXT_MM = 25.0  # the human serial stays legible (>= 5 pt) in this width
+MIN_TEXT_MM = 27.0  # the widest human serial still fits at MIN_PT (5 pt) in this width
 PAD_MM = 2.0  # inside each label, around the text column
 NAME_PT, STARS_PT, SMALL_PT, MIN_PT, LEADING = 8.0, 8.0, 7.0, 5.0, 1.2
 _DARK_RUN = re.compile(b"\x01+")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from ocop_trace.api.deps import (
     ConnDep,
@@ -14,8 +14,8 @@ from ocop_trace.api.deps import (
     PrincipalDep,
     ServiceDep,
     cached_json,
-    idempotent,
-    receipt_json,
+    created,
+    page_of,
 )
 from ocop_trace.errors import NotFound
 from ocop_trace.models import (
@@ -81,14 +81,8 @@ def list_batches(
         where.append(BATCH.c.product_id == product_id)
     if producer_id:
         where.append(BATCH.c.producer_id == producer_id)
-    total = conn.execute(select(func.count()).select_from(BATCH).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(BATCH).where(*where).order_by(BATCH.c.id).limit(page.limit).offset(page.offset)
-    ).all()
-    items = [batch_public(conn, r).model_dump() for r in rows]
-    return cached_json(
-        request, {"items": items, "total": total, "limit": page.limit, "offset": page.offset}
-    )
+    listing = page_of(conn, BATCH, page, *where, item=lambda r: batch_public(conn, r).model_dump())
+    return cached_json(request, listing)
 
 
 @router.get("/batches/{batch_id}", response_model=BatchPublic)
@@ -116,19 +110,12 @@ async def create_batch(
     ).first()
     if product is None:
         raise NotFound(f"no product with id {data.product_id!r}", field="product_id")
-    return await idempotent(
+    return await created(
         request,
         service,
         principal,
-        lambda: (
-            201,
-            {
-                "id": data.id,
-                "receipt": receipt_json(
-                    service.register_batch(principal, data, product.producer_id)
-                ),
-            },
-        ),
+        lambda: service.register_batch(principal, data, product.producer_id),
+        data.id,
     )
 
 
@@ -148,11 +135,12 @@ async def create_event(
     require_role(principal, "producer")
     batch = _batch_row(conn, batch_id)
 
-    def run() -> tuple[int, Any]:
-        receipt = service.add_event(principal, batch_id, batch.producer_id, data)
-        return 201, {"id": receipt.index, "receipt": receipt_json(receipt)}
-
-    return await idempotent(request, service, principal, run)
+    return await created(
+        request,
+        service,
+        principal,
+        lambda: service.add_event(principal, batch_id, batch.producer_id, data),
+    )
 
 
 @router.post(
@@ -170,18 +158,11 @@ async def recall_batch(
 ) -> JSONResponse:
     require_role(principal, "producer")
     batch = _batch_row(conn, batch_id)
-    return await idempotent(
+    return await created(
         request,
         service,
         principal,
-        lambda: (
-            201,
-            {
-                "receipt": receipt_json(
-                    service.recall(principal, batch_id, batch.producer_id, data.reason)
-                )
-            },
-        ),
+        lambda: service.recall(principal, batch_id, batch.producer_id, data.reason),
     )
 
 
@@ -189,11 +170,9 @@ async def recall_batch(
 async def create_inspection(
     data: InspectionCreate, request: Request, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    def run() -> tuple[int, Any]:
-        receipt = service.record_inspection(principal, data)
-        return 201, {"id": receipt.index, "receipt": receipt_json(receipt)}
-
-    return await idempotent(request, service, principal, run)
+    return await created(
+        request, service, principal, lambda: service.record_inspection(principal, data)
+    )
 
 
 @router.get("/inspections", summary="Inspections (inspectors and the council)")
@@ -205,17 +184,4 @@ def list_inspections(
 ) -> dict[str, Any]:
     require_role(principal, "inspector", "council")
     where = [INSPECTION.c.batch_id == batch_id] if batch_id else []
-    rows = conn.execute(
-        select(INSPECTION)
-        .where(*where)
-        .order_by(INSPECTION.c.id)
-        .limit(page.limit)
-        .offset(page.offset)
-    ).all()
-    total = conn.execute(select(func.count()).select_from(INSPECTION).where(*where)).scalar_one()
-    return {
-        "items": [dict(r._mapping) for r in rows],
-        "total": total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
+    return page_of(conn, INSPECTION, page, *where)

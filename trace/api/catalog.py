@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection, func, select
+from sqlalchemy import select
 
 from ocop_trace import ocop
 from ocop_trace.api.deps import (
@@ -17,8 +16,8 @@ from ocop_trace.api.deps import (
     PrincipalDep,
     ServiceDep,
     cached_json,
-    idempotent,
-    receipt_json,
+    created,
+    page_of,
 )
 from ocop_trace.errors import NotFound
 from ocop_trace.models import (
@@ -68,31 +67,10 @@ def rating_public(row: Any, today: date) -> RatingPublic:
     return RatingPublic(**values, status=status.value)
 
 
-def _page(conn: Connection, table: Any, page: Any, *where: Any) -> tuple[Sequence[Any], int]:
-    total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(table)
-        .where(*where)
-        .order_by(*table.primary_key.columns)
-        .limit(page.limit)
-        .offset(page.offset)
-    ).all()
-    return rows, int(total)
-
-
-def _listing(items: Sequence[Any], total: int, page: Any) -> dict[str, Any]:
-    return {
-        "items": [i.model_dump() for i in items],
-        "total": total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
-
-
 @router.get("/producers", summary="All producers, a page at a time")
 def list_producers(request: Request, conn: ConnDep, page: PageDep) -> Response:
-    rows, total = _page(conn, PRODUCER, page)
-    return cached_json(request, _listing([producer_public(r) for r in rows], total, page))
+    listing = page_of(conn, PRODUCER, page, item=lambda r: producer_public(r).model_dump())
+    return cached_json(request, listing)
 
 
 @router.get("/producers/{producer_id}", response_model=ProducerPublic)
@@ -107,14 +85,8 @@ def get_producer(producer_id: str, request: Request, conn: ConnDep) -> Response:
 async def create_producer(
     request: Request, data: ProducerCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    return await idempotent(
-        request,
-        service,
-        principal,
-        lambda: (
-            201,
-            {"id": data.id, "receipt": receipt_json(service.register_producer(principal, data))},
-        ),
+    return await created(
+        request, service, principal, lambda: service.register_producer(principal, data), data.id
     )
 
 
@@ -131,18 +103,11 @@ async def register_producer_key(
     key_id: Annotated[str, Body(pattern=r"^[0-9a-f]{64}$", description="Public key, hex")],
     name: Annotated[str, Body(pattern=r"^[!-*,-~]{1,64}$")],
 ) -> JSONResponse:
-    return await idempotent(
+    return await created(
         request,
         service,
         principal,
-        lambda: (
-            201,
-            {
-                "receipt": receipt_json(
-                    service.register_producer_key(principal, producer_id, key_id, name)
-                )
-            },
-        ),
+        lambda: service.register_producer_key(principal, producer_id, key_id, name),
     )
 
 
@@ -154,9 +119,14 @@ def list_products(
     producer_id: Annotated[str | None, Query(pattern=SLUG)] = None,
 ) -> Response:
     where = [PRODUCT.c.producer_id == producer_id] if producer_id else []
-    rows, total = _page(conn, PRODUCT, page, *where)
-    items = [ProductPublic.model_validate(dict(r._mapping)) for r in rows]
-    return cached_json(request, _listing(items, total, page))
+    listing = page_of(
+        conn,
+        PRODUCT,
+        page,
+        *where,
+        item=lambda r: ProductPublic.model_validate(dict(r._mapping)).model_dump(),
+    )
+    return cached_json(request, listing)
 
 
 @router.get("/products/{product_id}", response_model=ProductPublic)
@@ -171,14 +141,8 @@ def get_product(product_id: str, request: Request, conn: ConnDep) -> Response:
 async def create_product(
     request: Request, data: ProductCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    return await idempotent(
-        request,
-        service,
-        principal,
-        lambda: (
-            201,
-            {"id": data.id, "receipt": receipt_json(service.register_product(principal, data))},
-        ),
+    return await created(
+        request, service, principal, lambda: service.register_product(principal, data), data.id
     )
 
 
@@ -195,11 +159,9 @@ def product_ratings(product_id: str, request: Request, conn: ConnDep) -> Respons
 async def create_rating(
     request: Request, data: RatingCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    def run() -> tuple[int, Any]:
-        receipt = service.record_rating(principal, data)
-        return 201, {"id": receipt.index, "receipt": receipt_json(receipt)}
-
-    return await idempotent(request, service, principal, run)
+    return await created(
+        request, service, principal, lambda: service.record_rating(principal, data)
+    )
 
 
 @router.post("/ratings/{rating_id}/revoke", status_code=201, summary="Revoke a rating (council)")
@@ -210,12 +172,9 @@ async def revoke_rating(
     service: ServiceDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    return await idempotent(
+    return await created(
         request,
         service,
         principal,
-        lambda: (
-            201,
-            {"receipt": receipt_json(service.revoke_rating(principal, rating_id, data.reason))},
-        ),
+        lambda: service.revoke_rating(principal, rating_id, data.reason),
     )

@@ -10,10 +10,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlmodel import Field, SQLModel
 
 from ledger.statement import utc_now
+from ledger.store import Receipt
 from ocop_trace.accounts import PUBLIC, Principal, principal_for_token
 from ocop_trace.errors import Conflict, NotAuthenticated
 from ocop_trace.service import TraceService
@@ -130,6 +131,49 @@ async def idempotent(
             )
         )
     return JSONResponse(payload, status_code=status)
+
+
+async def created(
+    request: Request,
+    service: TraceService,
+    principal: Principal,
+    append: Callable[[], Receipt],
+    created_id: str | None = None,
+) -> JSONResponse:
+    """201 with the new thing's id (its own, or the entry index) and the ledger receipt."""
+
+    def run() -> tuple[int, Any]:
+        receipt = append()
+        return 201, {
+            "id": created_id if created_id is not None else receipt.index,
+            "receipt": receipt_json(receipt),
+        }
+
+    return await idempotent(request, service, principal, run)
+
+
+def page_of(
+    conn: Connection,
+    table: Any,
+    page: PageParams,
+    *where: Any,
+    item: Callable[[Any], Any] = lambda row: dict(row._mapping),
+) -> dict[str, Any]:
+    """One page of a table, in primary-key order, with the total count."""
+    total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(table)
+        .where(*where)
+        .order_by(*table.primary_key.columns)
+        .limit(page.limit)
+        .offset(page.offset)
+    ).all()
+    return {
+        "items": [item(row) for row in rows],
+        "total": int(total),
+        "limit": page.limit,
+        "offset": page.offset,
+    }
 
 
 def receipt_json(receipt: Any) -> dict[str, Any]:
