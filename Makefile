@@ -51,6 +51,7 @@ test: lint
 
 bench: $(DEV_STAMP)
 	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/labels_bench.py
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.

@@ -39,7 +39,9 @@ class BundleHeader:
         }
 
 
-def store_records(store: LedgerStore, size: int | None = None) -> Iterator[Record]:
+def store_records(
+    store: LedgerStore, size: int | None = None
+) -> Iterator[EntryRecord | CheckpointRecord]:
     """The store's entries and checkpoints merged in bundle order, up to `size` entries."""
     checkpoints = store.checkpoints()
     pending = next(checkpoints, None)
@@ -134,11 +136,42 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
     return BundleHeader(origin, root, size)
 
 
-def read_records(path: Path) -> Iterator[Record]:
-    """Stream a bundle's records; a line that is neither entry nor checkpoint is an error.
+BLOCK_BYTES = 1 << 20
+NEWLINE = b"\n"
+_CHECKPOINT_LINE = b'\n{"checkpoint":'
 
-    Whether an entry line is valid is the verifier's business (it reports the index); this
-    reader only refuses what is not a bundle: a bad header, an unknown or cut-off line.
+
+@dataclass(frozen=True, slots=True)
+class BundleSlice:
+    """Whole entry lines of a bundle, read by the worker that checks them."""
+
+    path: str
+    offset: int
+    length: int
+    first_position: int
+    first_line: int
+    count: int
+
+    def load(self) -> list[tuple[int, bytes]]:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            lines = handle.read(self.length).split(b"\n")[:-1]
+        for number, line in enumerate(lines, start=self.first_line):
+            if not line.startswith(b'{"index":'):
+                raise BundleError(
+                    f"{self.path}:{number}: neither an entry nor a checkpoint",
+                    expected='{"index":… or {"checkpoint":…',
+                    found=line[:40],
+                )
+        return list(enumerate(lines, start=self.first_position))
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Stream a bundle as slices of entry lines (for the workers to read) and checkpoints.
+
+    The main process only finds line boundaries and checkpoint lines, a megabyte at a time;
+    a line that is neither entry nor checkpoint, or a file cut off mid-line, is refused.
+    Whether an entry is valid is the verifier's business (it reports the index).
     """
     try:
         handle = path.open("rb")
@@ -150,35 +183,60 @@ def read_records(path: Path) -> Iterator[Record]:
         ) from None
     with handle:
         _parse_header(path, handle.readline(MAX_LINE_BYTES + 1))
-        entries = 0
-        for number, line in enumerate(handle, start=2):
-            where = f"{path}:{number}"
-            if not line.endswith(b"\n"):
+        offset, position, line = handle.tell(), 0, 2
+        pending = b""
+        while True:
+            block = handle.read(BLOCK_BYTES)
+            data = pending + block
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if not block or len(data) > MAX_LINE_BYTES:
+                    reason = (
+                        "the file is cut off in the middle of a line"
+                        if not block
+                        else "line too long"
+                    )
+                    raise BundleError(
+                        f"{path}:{line}: {reason}",
+                        expected="lines ending in a newline",
+                        found=data[-40:],
+                    )
+                pending = data
+                continue
+            if not block and cut != len(data):
                 raise BundleError(
-                    f"{where}: the file is cut off in the middle of a line",
+                    f"{path}:{line + data.count(NEWLINE)}: the file is cut off in "
+                    "the middle of a line",
                     expected="a line ending in a newline",
-                    found=line[-40:],
+                    found=data[cut:][-40:],
                 )
-            if len(line) > MAX_LINE_BYTES:
-                raise BundleError(
-                    f"{where}: line too long",
-                    expected=f"<= {MAX_LINE_BYTES} bytes",
-                    found=len(line),
-                )
-            body = line[:-1]
-            if body.startswith(b'{"index":'):
-                yield EntryRecord(entries, body)
-                entries += 1
-            elif body.startswith(b'{"checkpoint":'):
-                yield CheckpointRecord(
-                    _checkpoint_note(where, body), f"checkpoint at line {number}"
-                )
-            else:
-                raise BundleError(
-                    f"{where}: neither an entry nor a checkpoint",
-                    expected='{"index":… or {"checkpoint":…',
-                    found=body[:40],
-                )
+            whole, pending = data[:cut], data[cut:]
+            for item in _split(path, whole, offset, position, line):
+                yield item
+                if isinstance(item, BundleSlice):
+                    position = item.first_position + item.count
+            line += whole.count(b"\n")
+            offset += cut
+
+
+def _split(path: Path, whole: bytes, offset: int, position: int, line: int) -> Iterator[Record]:
+    """Entry runs and checkpoint lines of a block of whole lines, in order."""
+    start = 0
+    while start < len(whole):
+        if whole.startswith(b'{"checkpoint":', start):
+            end = whole.index(b"\n", start)
+            yield CheckpointRecord(
+                _checkpoint_note(f"{path}:{line}", whole[start:end]), f"checkpoint at line {line}"
+            )
+            start, line = end + 1, line + 1
+            continue
+        found = whole.find(_CHECKPOINT_LINE, start)
+        end = len(whole) if found < 0 else found + 1
+        count = whole.count(b"\n", start, end)
+        yield BundleSlice(str(path), offset + start, end - start, position, line, count)
+        start, position, line = end, position + count, line + count
 
 
 def _checkpoint_note(where: str, body: bytes) -> str:

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
@@ -42,7 +42,14 @@ class CheckpointRecord:
     source: str = "stored checkpoint"
 
 
-Record = EntryRecord | CheckpointRecord
+class EntryBatch(Protocol):
+    """Entries a worker process loads itself (a byte range of a file), so the main
+    process neither reads nor forwards them. Must be picklable."""
+
+    def load(self) -> list[tuple[int, bytes]]: ...
+
+
+Record = EntryRecord | CheckpointRecord | EntryBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +115,13 @@ class _Stop(Exception):
 Facts = tuple[int, str, bytes, bytes, str, str, dict[str, Any] | None]
 
 
-def check_entries(records: list[tuple[int, bytes]]) -> list[Facts | Failure]:
+def check_entries(work: list[tuple[int, bytes]] | EntryBatch) -> list[Facts | Failure]:
     """Everything about these entries that does not depend on earlier ones.
 
     Two passes, parsing all entries and then checking all signatures, because alternating
     the JSON code and OpenSSL's Ed25519 code on every entry evicts each from the CPU caches.
     """
+    records = work if isinstance(work, list) else work.load()
     parsed: list[tuple[int, bytes, Entry | Failure]] = []
     for position, data in records:
         try:
@@ -358,7 +366,7 @@ def _note_text(note: str) -> str:
     return note[: cut + 1]
 
 
-Work = list[tuple[int, bytes]] | CheckpointRecord
+Work = list[tuple[int, bytes]] | CheckpointRecord | EntryBatch
 
 
 def _chunks(records: Iterable[Record]) -> Iterator[Work]:
@@ -371,6 +379,11 @@ def _chunks(records: Iterable[Record]) -> Iterator[Work]:
             if len(chunk) >= CHUNK:
                 yield chunk
                 chunk = []
+        elif not isinstance(record, CheckpointRecord):
+            if chunk:
+                yield chunk
+                chunk = []
+            yield record
         else:
             if chunk:
                 yield chunk

@@ -270,7 +270,8 @@ def _draw_label(
     text_x, text_w = x + qr_side, width - qr_side - pad
     lines: list[tuple[str, float]] = []
     if label.stars:
-        lines.append(("OCOP " + "★" * label.stars + "☆" * (5 - label.stars), STARS_PT))
+        stars = "★" * label.stars + "☆" * (5 - label.stars)
+        lines.append(_fitted(f"OCOP {stars}", text_w, STARS_PT))
     if label.lot:
         lines.append(_fitted(f"Lô: {label.lot}", text_w, SMALL_PT))
     lines.append(_fitted(label.serial_human, text_w, SMALL_PT))
@@ -278,7 +279,8 @@ def _draw_label(
     name_lines = max(1, min(3, int(spare // (NAME_PT * LEADING))))
     name = unicodedata.normalize("NFC", label.product_name)
     lines[:0] = [(line, NAME_PT) for line in _wrap(name, text_w, NAME_PT, name_lines)]
-    cursor = y + height - pad
+    used = sum(size for _, size in lines) * LEADING
+    cursor = y + (height + used) / 2  # the text block centred beside the code
     for text, size in lines:
         cursor -= size * LEADING
         canvas.setFont(FONT_NAME, size)
