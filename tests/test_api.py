@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,3 +391,109 @@ def test_settings_refuse_a_placeholder_secret_outside_development() -> None:
     with pytest.raises(ValidationError, match="TRACE_SECRET_KEY"):
         Settings(environment="production", secret_key="short")
     assert Settings(environment="production", secret_key="x" * 40).environment == "production"
+
+
+def _issue(api: Api, count: int, fmt: str = "pdf") -> Any:
+    api.post("/api/v1/products", PRODUCT, "council")
+    api.post("/api/v1/ratings", RATING, "council")
+    api.post("/api/v1/batches", BATCH, "producer")
+    return api.post(
+        "/api/v1/batches/mien-2026-001/labels", {"count": count, "format": fmt}, "producer"
+    )
+
+
+def _serials(api: Api) -> list[str]:
+    with api.service.engine.connect() as conn:
+        return list(conn.execute(text("SELECT serial FROM label_serial ORDER BY serial")).scalars())
+
+
+def test_issued_labels_resolve_and_the_ledger_commits_to_them(api: Api) -> None:
+    answer = _issue(api, 3)
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.content.startswith(b"%PDF")
+    assert answer.headers["X-Label-Count"] == "3"
+    serials = _serials(api)
+    assert len(serials) == 3
+    assert len(set(serials)) == 3
+    entry = api.client.get(f"/api/v1/entries/{answer.headers['X-Ledger-Index']}").json()
+    body = entry["entry"]["statement"]["body"]
+    assert body["count"] == 3
+    assert all(s not in json.dumps(entry) for s in serials), "the ledger must not list serials"
+    link = f"/01/08936012345674/10/L2601/21/{serials[0]}"
+    resolved = api.client.get(link)
+    assert resolved.status_code == 200, resolved.text
+    facts = resolved.json()
+    assert facts["verdict"] == "registered"
+    assert facts["product"]["name_vi"] == "Miến dong Tài Hoan"
+    assert facts["rating"]["stars"] == 5
+    assert 'rel="linkset"' in resolved.headers["Link"]
+    assert check_projection(api.service.store) is None
+
+
+def test_resolver_answers_linkset_redirects_head_options(api: Api) -> None:
+    _issue(api, 1)
+    link = f"/01/08936012345674/10/L2601/21/{_serials(api)[0]}"
+    linkset = api.client.get(link + "?linkType=linkset")
+    assert linkset.headers["content-type"].startswith("application/linkset+json")
+    anchor = linkset.json()["linkset"][0]
+    for relation in ("pip", "certificationInfo", "traceability"):
+        assert anchor[f"https://gs1.org/voc/{relation}"][0]["href"].startswith("http")
+    same = api.client.get(link, headers={"Accept": "application/linkset+json"})
+    assert same.json() == linkset.json()
+    redirect = api.client.get(link + "?linkType=gs1:certificationInfo", follow_redirects=False)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"].endswith("/api/v1/products/mien-dong-tai-hoan/ratings")
+    assert api.client.head(link).status_code == 200
+    options = api.client.options(link)
+    assert options.status_code == 204
+    assert "GET" in options.headers["Allow"]
+    well_known = api.client.get("/.well-known/gs1resolver").json()
+    assert "gs1:pip" in well_known["supportedLinkType"][0]["types"]
+
+
+def test_unknown_or_malformed_codes(api: Api) -> None:
+    _issue(api, 1)
+    unknown = api.client.get("/01/08936012345674/10/L2601/21/0000000000000000")
+    error = assert_error(unknown, 404, "not_found")
+    assert "counterfeit" in error["message"]
+    bad = api.client.get("/01/08936012345670/10/L2601")
+    error = assert_error(bad, 400, "bad_link")
+    assert "check digit" in error["message"]
+    assert_error(api.client.get("/l/not-a-serial"), 400, "bad_link")
+
+
+def test_label_issuing_roles_and_formats(api: Api) -> None:
+    assert _issue(api, 1, "svg").headers["content-type"].startswith("image/svg+xml")
+    png = api.post(
+        "/api/v1/batches/mien-2026-001/labels", {"count": 1, "format": "png"}, "producer"
+    )
+    assert png.content.startswith(b"\x89PNG")
+    assert_error(
+        api.post("/api/v1/batches/mien-2026-001/labels", {"count": 2, "format": "png"}, "producer"),
+        422,
+        "invalid_input",
+    )
+    for role in ("council", "inspector"):
+        assert_error(
+            api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, role), 403, "forbidden"
+        )
+    assert_error(
+        api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, None),
+        401,
+        "not_authenticated",
+    )
+
+
+def test_verify_notices_serials_changed_behind_the_ledger(api: Api) -> None:
+    _issue(api, 2)
+    with api.service.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE label_serial SET serial = '0000000000000000' "
+                "WHERE serial = (SELECT MIN(serial) FROM label_serial)"
+            )
+        )
+    failure = check_projection(api.service.store)
+    assert failure is not None
+    assert failure.reason == "label_serials"

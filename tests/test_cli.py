@@ -207,3 +207,31 @@ def test_verify_names_a_projection_row_edited_with_sql(
     assert failure["reason"] == "projection"
     assert "batch row mien-dong-tai-hoan-b1, column quantity" in failure["message"]
     assert failure["found"] == "1"
+
+
+def test_labels_command_issues_and_prints(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert invoke("demo", "--dir", "d")[0] == 0
+    monkeypatch.setenv("TRACE_KEY_DIR", str(env / "d" / "keys"))
+    monkeypatch.setenv("TRACE_DATABASE_URL", f"sqlite:///{env / 'd' / 'trace.db'}")
+    code, _, err = invoke(
+        "labels", "--batch", "mien-dong-tai-hoan-b1", "--count", "4", "--out", "sheet.pdf"
+    )
+    assert code == 0, err
+    assert (env / "sheet.pdf").read_bytes().startswith(b"%PDF")
+    code, _, _ = invoke(
+        "labels",
+        "--batch",
+        "mien-dong-tai-hoan-b1",
+        "--count",
+        "2",
+        "--format",
+        "svg",
+        "--out",
+        "svgs",
+    )
+    assert code == 0
+    assert len(list((env / "svgs").glob("*.svg"))) == 2
+    assert invoke("verify")[0] == 0  # the kept serials match the ledger's commitments
+    code, _, err = invoke("labels", "--batch", "nope", "--count", "1", "--out", "x.pdf")
+    assert code == 2
+    assert "no such batch" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from ocop_trace import __version__
-from ocop_trace.api import auth_routes, batches, catalog, ledger_routes
+from ocop_trace.api import auth_routes, batches, catalog, ledger_routes, resolver
 from ocop_trace.api.deps import get_principal
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.ledger_setup import open_service
@@ -29,7 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     install_error_handlers(app)
-    for router in (ledger_routes.router, catalog.router, batches.router, auth_routes.router):
+    for router in (
+        ledger_routes.router,
+        catalog.router,
+        batches.router,
+        auth_routes.router,
+        resolver.router,
+    ):
         app.include_router(router)
     return app
 

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import keys
@@ -325,6 +326,67 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+@app.command("labels")
+def labels_command(
+    batch: Annotated[str, typer.Option("--batch", help="The batch the labels are for.")],
+    count: Annotated[int, typer.Option(min=1, max=10_000, help="How many labels.")],
+    out_path: Annotated[Path, typer.Option("--out", help="PDF file, or a folder for svg/png.")],
+    fmt: Annotated[str, typer.Option("--format", help="pdf, svg or png")] = "pdf",
+    ec: Annotated[str, typer.Option(help="QR error correction: M or Q")] = "M",
+    db: DbOption = None,
+) -> None:
+    """Issue serialised labels for a batch, signed with its producer's key, and print them."""
+    from ocop_trace import labels
+    from ocop_trace.accounts import Principal
+    from ocop_trace.api.resolver import label_url
+    from ocop_trace.projection import BATCH, PRODUCT, RATING
+
+    if fmt not in ("pdf", "svg", "png") or ec not in ("M", "Q"):
+        fail("--format must be pdf, svg or png, and --ec M or Q")
+    settings = settings_with(db)
+    with user_errors():
+        service = open_service(settings)
+        with service.engine.connect() as conn:
+            row = conn.execute(select(BATCH).where(BATCH.c.id == batch)).first()
+            if row is None:
+                fail(f"--batch {batch}: no such batch")
+            product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == row.product_id)).one()
+            stars = (
+                conn.execute(
+                    select(RATING.c.stars)
+                    .where(RATING.c.product_id == product.id)
+                    .order_by(RATING.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                or 0
+            )
+        operator = Principal(None, "cli", "producer", row.producer_id)
+        receipt, serials = service.issue_labels(operator, batch, row.producer_id, count)
+        sheet = [
+            labels.Label(
+                label_url(settings.public_url, product.gtin, row.lot, s.canonical),
+                product.name_vi,
+                stars,
+                row.lot,
+                s.human,
+            )
+            for s in serials
+        ]
+        if fmt == "pdf":
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            with out_path.open("wb") as handle:
+                labels.render_pdf_sheet(sheet, handle, ec=ec)  # type: ignore[arg-type]
+        else:
+            out_path.mkdir(parents=True, exist_ok=True)
+            for label, serial in zip(sheet, serials, strict=True):
+                target = out_path / f"{serial.canonical}.{fmt}"
+                if fmt == "svg":
+                    target.write_text(labels.render_svg(label.url, ec), "utf-8")  # type: ignore[arg-type]
+                else:
+                    target.write_bytes(labels.render_png(label.url, ec))  # type: ignore[arg-type]
+    out.print(f"issued {count} labels for {batch} (ledger entry {receipt.index}) -> {out_path}")
 
 
 @app.command("user-add")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 from sqlalchemy import BigInteger, Column, Index
@@ -293,5 +293,42 @@ class Inspection(InspectionCreate, table=True):
     inspector_key_id: str = Field(max_length=64)
 
 
-_PROJECTED: tuple[Any, ...] = (Producer, Product, Rating, Batch, BatchInput, BatchEvent, Inspection)
+# -- labels ------------------------------------------------------------------------------
+class LabelIssue(SQLModel):
+    count: int = Field(ge=1, le=10_000, description="How many labels (serials) to issue")
+    format: Literal["pdf", "svg", "png"] = Field(
+        default="pdf", description="pdf (an A4 sheet), svg or png (one label)"
+    )
+    ec: Literal["M", "Q"] = Field(default="M", description="QR error correction: M or Q")
+
+
+class LabelSet(SQLModel, table=True):
+    """A labels.issued entry: how many serials a batch got and the Merkle root over them."""
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    batch_id: str = Field(index=True, max_length=64)
+    count: int
+    commitment: str = Field(max_length=64)
+
+
+class LabelSerial(SQLModel, table=True):
+    """An issued serial. Not in the ledger (which holds only the commitment): the service's
+    own record, checked against the committed root by `verify`."""
+
+    __tablename__ = "label_serial"
+    serial: str = Field(primary_key=True, max_length=16)
+    batch_id: str = Field(index=True, max_length=64)
+    label_set_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+_PROJECTED: tuple[Any, ...] = (
+    Producer,
+    Product,
+    Rating,
+    Batch,
+    BatchInput,
+    BatchEvent,
+    Inspection,
+    LabelSet,
+)
 PROJECTION_TABLES = [model.__table__ for model in _PROJECTED]

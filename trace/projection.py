@@ -26,6 +26,7 @@ from ocop_trace.models import (
     EventCreate,
     Inspection,
     InspectionCreate,
+    LabelSet,
     Producer,
     ProducerCreate,
     Product,
@@ -43,6 +44,7 @@ BATCH = Batch.__table__  # type: ignore[attr-defined]
 BATCH_INPUT = BatchInput.__table__  # type: ignore[attr-defined]
 EVENT = BatchEvent.__table__  # type: ignore[attr-defined]
 INSPECTION = Inspection.__table__  # type: ignore[attr-defined]
+LABEL_SET = LabelSet.__table__  # type: ignore[attr-defined]
 
 # Which role's key signs each kind; the ledger's key registry says which key may sign it.
 KIND_ROLES: dict[str, str] = {
@@ -54,6 +56,7 @@ KIND_ROLES: dict[str, str] = {
     "batch.event": "producer",
     "batch.recalled": "producer",
     "inspection.recorded": "inspector",
+    "labels.issued": "producer",
 }
 
 
@@ -231,6 +234,20 @@ class Projector:
                 .where(BATCH.c.id.in_(downstream), BATCH.c.recalled_index.is_(None))
                 .values(recalled_index=index, recall_reason=data.reason, recall_source=batch.id)
             )
+
+    def _labels_issued(self, index: int, body: dict[str, Any], signer: KeyGrant) -> None:
+        batch = self._require(BATCH, body.get("batch_id"), "batch")
+        self._own(signer, batch.producer_id, f"batch {batch.id}")
+        count, commitment = body.get("count"), body.get("commitment")
+        if type(count) is not int or not 1 <= count <= 10_000:
+            raise InvalidInput("count must be 1 to 10000", field="count")
+        if type(commitment) is not str or len(commitment) != 64:
+            raise InvalidInput("commitment must be a 64-hex Merkle root", field="commitment")
+        self.conn.execute(
+            insert(LABEL_SET).values(
+                id=index, batch_id=batch.id, count=count, commitment=commitment
+            )
+        )
 
     # -- inspectors ---------------------------------------------------------------------
     def _inspection_recorded(self, index: int, body: dict[str, Any], signer: KeyGrant) -> None:

@@ -15,7 +15,9 @@ from ledger.statement import parse_entry
 from ledger.store import LedgerStore, open_engine
 from ledger.verifier import Failure
 from ocop_trace.models import PROJECTION_TABLES
-from ocop_trace.projection import Projector, clear
+from ocop_trace.projection import LABEL_SET, Projector, clear
+from ocop_trace.serials import parse_canonical, serial_set_commitment
+from ocop_trace.service import LABEL_SERIAL
 
 
 def _replay(conn: Connection, store: LedgerStore) -> int:
@@ -86,6 +88,36 @@ def has_projection(engine: Engine) -> bool:
     return inspect(engine).has_table(PROJECTION_TABLES[0].name)
 
 
+def check_label_serials(engine: Engine) -> Failure | None:
+    """Every issued label set: the serials kept must be exactly those the ledger committed to."""
+    with engine.connect() as conn:
+        sets = select(
+            LABEL_SET.c.id,
+            LABEL_SET.c.batch_id,
+            LABEL_SET.c.count.label("issued"),
+            LABEL_SET.c.commitment,
+        ).order_by(LABEL_SET.c.id)
+        for label_set in conn.execute(sets):
+            serials = (
+                conn.execute(
+                    select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.label_set_id == label_set.id)
+                )
+                .scalars()
+                .all()
+            )
+            root = serial_set_commitment([parse_canonical(s) for s in serials]).hex()
+            if len(serials) != label_set.issued or root != label_set.commitment:
+                return Failure(
+                    label_set.id,
+                    "label_serials",
+                    f"the serials kept for label set {label_set.id} (batch "
+                    f"{label_set.batch_id}) are not the ones the ledger committed to",
+                    f"{label_set.issued} serials, root {label_set.commitment}",
+                    f"{len(serials)} serials, root {root}",
+                )
+    return None
+
+
 def check_projection(store: LedgerStore) -> Failure | None:
     """Rebuild into a scratch SQLite file and compare it with the live tables."""
     with tempfile.TemporaryDirectory(prefix="ocop-projection-") as tmp:
@@ -94,6 +126,6 @@ def check_projection(store: LedgerStore) -> Failure | None:
             SQLModel.metadata.create_all(scratch, tables=PROJECTION_TABLES)
             with scratch.begin() as conn:
                 _replay(conn, store)
-            return compare_projection(store.engine, scratch)
+            return compare_projection(store.engine, scratch) or check_label_serials(store.engine)
         finally:
             scratch.dispose()

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, select
-from sqlmodel import SQLModel
+from sqlalchemy import Connection, Engine, insert, select
 
 from ledger import keys
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
@@ -16,7 +15,7 @@ from ledger.statement import Statement, sign_statement, utc_now
 from ledger.store import LedgerStore, Receipt
 from ocop_trace import accounts
 from ocop_trace.accounts import Principal
-from ocop_trace.custody import CUSTODIAL, Custody
+from ocop_trace.custody import Custody
 from ocop_trace.errors import (
     Conflict,
     Forbidden,
@@ -26,15 +25,16 @@ from ocop_trace.errors import (
     Unavailable,
 )
 from ocop_trace.models import (
-    PROJECTION_TABLES,
     BatchCreate,
     EventCreate,
     InspectionCreate,
+    LabelSerial,
     ProducerCreate,
     ProductCreate,
     RatingCreate,
 )
 from ocop_trace.projection import PRODUCER, Projector
+from ocop_trace.serials import Serial, new_serial, serial_set_commitment
 
 COUNCIL_KINDS = [
     KEY_REGISTERED,
@@ -56,11 +56,6 @@ def _project(conn: Connection, appended: list[tuple[int, Statement, KeyGrant | N
 def attach_projection(store: LedgerStore) -> LedgerStore:
     store.on_append = _project
     return store
-
-
-def create_app_tables(engine: Engine) -> None:
-    tables = [*PROJECTION_TABLES, *accounts.ACCOUNT_TABLES, CUSTODIAL]
-    SQLModel.metadata.create_all(engine, tables=tables)
 
 
 @dataclass
@@ -214,6 +209,30 @@ class TraceService:
             principal, producer_id, "batch.recalled", {"batch_id": batch_id, "reason": reason}
         )
 
+    def issue_labels(
+        self, principal: Principal, batch_id: str, producer_id: str, count: int
+    ) -> tuple[Receipt, list[Serial]]:
+        """New unguessable serials for a batch; the ledger records only their Merkle root."""
+        serials = [new_serial() for _ in range(count)]
+        commitment = serial_set_commitment(serials).hex()
+        receipt = self._producer_signs(
+            principal,
+            producer_id,
+            "labels.issued",
+            {"batch_id": batch_id, "count": count, "commitment": commitment},
+        )
+        # After the append: if the process dies in between, the ledger holds a root for
+        # serials nobody printed, which harms no one; the reverse would print unbacked codes.
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(LABEL_SERIAL),
+                [
+                    {"serial": s.canonical, "batch_id": batch_id, "label_set_id": receipt.index}
+                    for s in serials
+                ],
+            )
+        return receipt, serials
+
     # -- inspectors -----------------------------------------------------------------------
     def record_inspection(self, principal: Principal, data: InspectionCreate) -> Receipt:
         require_role(principal, "inspector")
@@ -279,4 +298,6 @@ def _registration(
     return sign_statement(KEY_REGISTERED, body, signer)
 
 
-__all__ = ["InvalidInput", "TraceService", "attach_projection", "create_app_tables", "require_role"]
+LABEL_SERIAL = LabelSerial.__table__  # type: ignore[attr-defined]
+
+__all__ = ["InvalidInput", "TraceService", "attach_projection", "require_role"]
