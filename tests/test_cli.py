@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
@@ -235,3 +238,73 @@ def test_labels_command_issues_and_prints(env: Path, monkeypatch: pytest.MonkeyP
     code, _, err = invoke("labels", "--batch", "nope", "--count", "1", "--out", "x.pdf")
     assert code == 2
     assert "no such batch" in err
+
+
+def test_offline_signed_label_checks_out_without_a_database(env: Path) -> None:
+    from ledger import keys
+    from ocop_trace.offline import sign_label_url
+
+    producer = keys.generate()
+    public = keys.key_id(keys.public_bytes(producer))
+    link = "https://id.example.invalid/01/08936012345674/10/L2601/21/7K3Q9XWZM2PAR5TV"
+    signed = sign_label_url(link, producer)
+    assert signed.startswith(link + "?k=")
+    assert invoke("verify-label", signed, "--key", public)[0] == 0
+    # The host is not covered, so the same label checks out on a mirror.
+    mirrored = signed.replace("id.example.invalid", "mirror.example.invalid")
+    assert invoke("verify-label", mirrored, "--key", public)[0] == 0
+    forged = signed.replace("/21/7K3Q9XWZM2PAR5TV", "/21/7K3Q9XWZM2PAR5TW")
+    code, out, _ = invoke("verify-label", forged, "--key", public)
+    assert code == 1
+    assert "altered or forged" in out
+    code, _, err = invoke("verify-label", link, "--key", public)
+    assert code == 2
+    assert "no signature" in err
+
+
+def test_offline_labels_from_the_api_verify_against_the_bundle(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from ocop_trace.accounts import Principal
+    from ocop_trace.app import create_app
+    from ocop_trace.ledger_setup import open_service
+    from ocop_trace.settings import Settings
+
+    assert invoke("demo", "--dir", "d")[0] == 0
+    monkeypatch.setenv("TRACE_KEY_DIR", str(env / "d" / "keys"))
+    settings = Settings(
+        database_url=f"sqlite:///{env / 'd' / 'trace.db'}", key_dir=env / "d" / "keys"
+    )
+    service = open_service(settings)
+    service.create_user(
+        Principal(None, "t", "council"),
+        "tai-hoan-2",
+        "a-long-enough-password",
+        "producer",
+        "htx-tai-hoan",
+    )
+    client = TestClient(create_app(settings))
+    token = client.post(
+        "/api/v1/auth/token", json={"username": "tai-hoan-2", "password": "a-long-enough-password"}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['token']}"}
+    answer = client.post(
+        "/api/v1/batches/mien-dong-tai-hoan-b1/labels",
+        headers=headers,
+        json={"count": 1, "format": "png", "offline": True},
+    )
+    assert answer.status_code == 201, answer.text
+    # Read the printed code back with an independent decoder, as a phone would.
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(answer.content)))
+    assert len(decoded) == 1
+    signed = decoded[0].text
+    assert "?k=" in signed
+    assert "&s=" in signed
+    resolved = client.get(signed.removeprefix("http://127.0.0.1:8000"))
+    assert resolved.json()["label_signature"] == "valid"
+    tampered = client.get(signed.removeprefix("http://127.0.0.1:8000")[:-3] + "AAA")
+    assert tampered.json()["label_signature"] == "invalid"
+    assert invoke("export", "--db", settings.database_url, "--out", "b.jsonl")[0] == 0
+    assert invoke("verify-label", signed, "--bundle", "b.jsonl")[0] == 0

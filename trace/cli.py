@@ -389,6 +389,45 @@ def labels_command(
     out.print(f"issued {count} labels for {batch} (ledger entry {receipt.index}) -> {out_path}")
 
 
+@app.command("verify-label")
+def verify_label(
+    url: Annotated[str, typer.Argument(help="The link read from the label's QR code.")],
+    key: Annotated[
+        str | None, typer.Option(help="The producer's public key (64 hex digits).")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="A ledger bundle: its registered producer keys are used.")
+    ] = None,
+    root_key: Annotated[
+        str | None, typer.Option(help="Pinned root key for --bundle. Default: $TRACE_ROOT_KEY.")
+    ] = None,
+) -> None:
+    """Check a label signed offline, with no database: exit 0 genuine, 1 not, 2 usage."""
+    from ocop_trace.offline import LabelSignatureError, producer_keys_from_bundle, verify_label_url
+
+    if (key is None) == (bundle is None):
+        fail("give the producer's --key, or a --bundle to take the keys from")
+    for value, name in ((key, "--key"), (root_key, "--root-key")):
+        if value is not None and not HEX64.fullmatch(value):
+            fail(f"{name} must be 64 lower-case hex digits")
+    with user_errors():
+        if key is not None:
+            known = {key: bytes.fromhex(key)}
+        else:
+            assert bundle is not None
+            pinned = root_key or settings_with(None).root_key or read_header(bundle).root_key_id
+            known = producer_keys_from_bundle(bundle, pinned)
+        try:
+            check = verify_label_url(url, known)
+        except LabelSignatureError as exc:
+            fail(str(exc))
+    if check.valid:
+        out.print(f"[bold green]GENUINE[/] signed by producer key {check.key_id}")
+        raise typer.Exit(0)
+    out.print(f"[bold red]NOT GENUINE[/] {check.reason}", highlight=False)
+    raise typer.Exit(1)
+
+
 @app.command("user-add")
 def user_add(
     username: Annotated[str, typer.Argument(help="Login name: a-z, 0-9, '.', '_', '-'")],

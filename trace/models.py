@@ -300,6 +300,9 @@ class LabelIssue(SQLModel):
         default="pdf", description="pdf (an A4 sheet), svg or png (one label)"
     )
     ec: Literal["M", "Q"] = Field(default="M", description="QR error correction: M or Q")
+    offline: bool = Field(
+        default=False, description="Sign each link with the producer's key (checkable offline)"
+    )
 
 
 class LabelSet(SQLModel, table=True):

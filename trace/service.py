@@ -209,6 +209,9 @@ class TraceService:
             principal, producer_id, "batch.recalled", {"batch_id": batch_id, "reason": reason}
         )
 
+    def producer_key(self, producer_id: str) -> Ed25519PrivateKey:
+        return self._key(f"producer:{producer_id}")
+
     def issue_labels(
         self, principal: Principal, batch_id: str, producer_id: str, count: int
     ) -> tuple[Receipt, list[Serial]]:

@@ -17,6 +17,7 @@ from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep
 from ocop_trace.digital_link import DigitalLinkError, build_digital_link, parse_digital_link
 from ocop_trace.errors import InvalidInput, NotFound, error_body
 from ocop_trace.models import LabelIssue
+from ocop_trace.offline import LabelSignatureError, sign_label_url, verify_label_url
 from ocop_trace.projection import PRODUCER, PRODUCT, RATING
 from ocop_trace.serials import SerialError, parse_canonical
 from ocop_trace.service import LABEL_SERIAL, require_role
@@ -62,15 +63,14 @@ def issue_labels(
     rating = _current_rating(conn, product.id)
     receipt, serials = service.issue_labels(principal, batch_id, batch.producer_id, data.count)
     base = request.app.state.settings.public_url
+    urls = [label_url(base, product.gtin, batch.lot, s.canonical) for s in serials]
+    if data.offline:
+        key = service.producer_key(batch.producer_id)
+        urls = [sign_label_url(url, key) for url in urls]
+    stars = rating.stars if rating is not None else 0
     sheet = [
-        labels.Label(
-            label_url(base, product.gtin, batch.lot, s.canonical),
-            product.name_vi,
-            rating.stars if rating is not None else 0,
-            batch.lot,
-            s.human,
-        )
-        for s in serials
+        labels.Label(url, product.name_vi, stars, batch.lot, serial.human)
+        for url, serial in zip(urls, serials, strict=True)
     ]
     headers = {"X-Ledger-Index": str(receipt.index), "X-Label-Count": str(len(serials))}
     if data.format == "svg":
@@ -122,6 +122,8 @@ def _resolve(
     request: Request, conn: ConnDep, link_serial: str | None, gtin: str | None, lot: str | None
 ) -> Response:
     facts = _facts(conn, link_serial, gtin, lot)
+    if "s" in request.query_params:
+        facts["label_signature"] = _label_signature(request, facts["producer"]["id"])
     url = str(request.url.remove_query_params("linkType"))
     links = _links(request.app.state.settings.public_url, facts)
     link_header = f'<{url}?linkType=linkset>; rel="linkset"; type="{LINKSET}"'
@@ -183,6 +185,20 @@ def _facts(conn: Connection, serial: str | None, gtin: str | None, lot: str | No
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
     }
     return facts
+
+
+def _label_signature(request: Request, producer_id: str) -> str:
+    grants = request.app.state.service.store.grants().values()
+    producer_keys = {
+        g.key_id: bytes.fromhex(g.key_id)
+        for g in grants
+        if g.role == "producer" and g.subject == producer_id and g.revoked_index is None
+    }
+    try:
+        check = verify_label_url(str(request.url), producer_keys)
+    except LabelSignatureError:
+        return "unreadable"
+    return "valid" if check.valid else "invalid"
 
 
 def _links(base: str, facts: dict[str, Any]) -> dict[str, str]:
