@@ -497,3 +497,35 @@ def test_verify_notices_serials_changed_behind_the_ledger(api: Api) -> None:
     failure = check_projection(api.service.store)
     assert failure is not None
     assert failure.reason == "label_serials"
+
+
+def test_a_sheet_that_does_not_fit_issues_nothing(api: Api) -> None:
+    _issue(api, 1)
+    size = api.service.store.size()
+    serials = _serials(api)
+    error = assert_error(
+        api.post(
+            "/api/v1/batches/mien-2026-001/labels",
+            {"count": 5, "columns": 4, "label_width_mm": 63.5},
+            "producer",
+        ),
+        422,
+        "invalid_input",
+    )
+    assert "A4" in error["message"]
+    assert api.service.store.size() == size
+    assert _serials(api) == serials
+    custom = api.post(
+        "/api/v1/batches/mien-2026-001/labels",
+        {
+            "count": 4,
+            "columns": 2,
+            "rows": 2,
+            "label_width_mm": 90,
+            "label_height_mm": 50,
+            "qr_mm": 40,
+        },
+        "producer",
+    )
+    assert custom.status_code == 201
+    assert custom.content.startswith(b"%PDF")

@@ -238,6 +238,19 @@ def test_labels_command_issues_and_prints(env: Path, monkeypatch: pytest.MonkeyP
     code, _, err = invoke("labels", "--batch", "nope", "--count", "1", "--out", "x.pdf")
     assert code == 2
     assert "no such batch" in err
+    code, _, err = invoke(
+        "labels",
+        "--batch",
+        "mien-dong-tai-hoan-b1",
+        "--count",
+        "1",
+        "--grid",
+        "9x9",
+        "--out",
+        "x.pdf",
+    )
+    assert code == 2
+    assert "A4" in " ".join(err.split())
 
 
 def test_offline_signed_label_checks_out_without_a_database(env: Path) -> None:

@@ -335,6 +335,9 @@ def labels_command(
     out_path: Annotated[Path, typer.Option("--out", help="PDF file, or a folder for svg/png.")],
     fmt: Annotated[str, typer.Option("--format", help="pdf, svg or png")] = "pdf",
     ec: Annotated[str, typer.Option(help="QR error correction: M or Q")] = "M",
+    label_mm: Annotated[str, typer.Option(help="Label size WIDTHxHEIGHT in mm")] = "63.5x38.1",
+    grid: Annotated[str, typer.Option(help="Labels per page COLUMNSxROWS")] = "3x7",
+    qr_mm: Annotated[float, typer.Option(help="QR side in mm, quiet zone included")] = 30.0,
     db: DbOption = None,
 ) -> None:
     """Issue serialised labels for a batch, signed with its producer's key, and print them."""
@@ -345,6 +348,17 @@ def labels_command(
 
     if fmt not in ("pdf", "svg", "png") or ec not in ("M", "Q"):
         fail("--format must be pdf, svg or png, and --ec M or Q")
+    try:
+        width, height = (float(v) for v in label_mm.lower().split("x"))
+        columns, rows = (int(v) for v in grid.lower().split("x"))
+        layout: dict[str, Any] = {
+            "label_mm": (width, height),
+            "grid": (columns, rows),
+            "qr_mm": qr_mm,
+        }
+        labels.check_sheet(**layout)  # before any serial is issued
+    except ValueError as exc:  # LabelError is one; so is a malformed WxH
+        fail(f"label layout: {exc}")
     settings = settings_with(db)
     with user_errors():
         service = open_service(settings)
@@ -377,7 +391,7 @@ def labels_command(
         if fmt == "pdf":
             out_path.parent.mkdir(parents=True, exist_ok=True)
             with out_path.open("wb") as handle:
-                labels.render_pdf_sheet(sheet, handle, ec=ec)  # type: ignore[arg-type]
+                labels.render_pdf_sheet(sheet, handle, ec=ec, **layout)  # type: ignore[arg-type]
         else:
             out_path.mkdir(parents=True, exist_ok=True)
             for label, serial in zip(sheet, serials, strict=True):

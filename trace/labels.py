@@ -212,13 +212,17 @@ def _fitted(text: str, width: float, size: float) -> tuple[str, float]:
     return _truncate(text, width, size), size
 
 
-def _check_sheet(
-    label_mm: tuple[float, float],
-    grid: tuple[int, int],
-    gap_mm: tuple[float, float],
-    margin_mm: float,
-    qr_mm: float,
+def check_sheet(
+    label_mm: tuple[float, float] = (63.5, 38.1),
+    grid: tuple[int, int] = (3, 7),
+    gap_mm: tuple[float, float] = (2.5, 0.0),
+    margin_mm: float = 5.0,
+    qr_mm: float = 30.0,
 ) -> None:
+    """Raise LabelError, saying what to change, unless the layout fits on A4.
+
+    Callers that issue serials check the layout first, so a refused sheet issues nothing.
+    """
     (width, height), (cols, rows), (gap_x, gap_y) = label_mm, grid, gap_mm
     if cols < 1 or rows < 1:
         raise LabelError(f"the grid needs at least 1 column and 1 row, got {cols}×{rows}")
@@ -307,7 +311,7 @@ def render_pdf_sheet(
     reportlab writes `out` only when the document is complete, so a failure writes nothing.
     """
     _ec(ec)
-    _check_sheet(label_mm, grid, gap_mm, margin_mm, qr_mm)
+    check_sheet(label_mm, grid, gap_mm, margin_mm, qr_mm)
     _font()
     (cols, rows), per_page = grid, grid[0] * grid[1]
     width, height = label_mm[0] * mm, label_mm[1] * mm

@@ -303,6 +303,11 @@ class LabelIssue(SQLModel):
     offline: bool = Field(
         default=False, description="Sign each link with the producer's key (checkable offline)"
     )
+    label_width_mm: float = Field(default=63.5, gt=0, le=200)
+    label_height_mm: float = Field(default=38.1, gt=0, le=287)
+    columns: int = Field(default=3, ge=1, le=20)
+    rows: int = Field(default=7, ge=1, le=30)
+    qr_mm: float = Field(default=30.0, gt=0, le=200, description="QR side, quiet zone included")
 
 
 class LabelSet(SQLModel, table=True):

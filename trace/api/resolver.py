@@ -58,6 +58,15 @@ def issue_labels(
         raise InvalidInput(
             "svg and png hold one label: ask for count 1, or format pdf", field="count"
         )
+    layout: dict[str, Any] = {
+        "label_mm": (data.label_width_mm, data.label_height_mm),
+        "grid": (data.columns, data.rows),
+        "qr_mm": data.qr_mm,
+    }
+    try:
+        labels.check_sheet(**layout)  # before any serial is issued
+    except labels.LabelError as exc:
+        raise InvalidInput(str(exc)) from None
     batch = _batch_row(conn, batch_id)
     product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == batch.product_id)).one()
     rating = _current_rating(conn, product.id)
@@ -85,7 +94,7 @@ def issue_labels(
             labels.render_png(sheet[0].url, data.ec), 201, media_type="image/png", headers=headers
         )
     out = io.BytesIO()
-    labels.render_pdf_sheet(sheet, out, ec=data.ec)
+    labels.render_pdf_sheet(sheet, out, ec=data.ec, **layout)
     return Response(
         out.getvalue(),
         201,
