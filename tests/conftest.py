@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from support import ORIGIN, registration
+from support import CLI, ORIGIN, PASSWORD, PRODUCER, Api, login, registration
 
 from ledger import keys
 from ledger.note import NoteSigner
 from ledger.store import LedgerStore, open_engine
+from ocop_trace.app import create_app
+from ocop_trace.ledger_setup import init_ledger, open_service
+from ocop_trace.settings import Settings
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 POSTGRES_ENV = "TRACE_TEST_POSTGRES_URL"
@@ -112,3 +116,41 @@ def kit(db_url: str) -> LedgerKit:
 @pytest.fixture
 def sqlite_kit(tmp_path: Path) -> LedgerKit:
     return make_kit(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+# -- the HTTP API, on each database ------------------------------------------------------
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(database_url=db_url, key_dir=tmp_path / "keys", checkpoint_interval=3600)
+    init_ledger(settings)
+    service = open_service(settings)
+    service.create_user(CLI, "council", PASSWORD, "council", "")
+    client = TestClient(create_app(settings))
+    tokens = {"council": login(client, "council")}
+    assert (
+        client.post(
+            "/api/v1/producers",
+            json=PRODUCER,
+            headers={"Authorization": f"Bearer {tokens['council']}"},
+        ).status_code
+        == 201
+    )
+    for username, role, producer in (
+        ("producer", "producer", "htx-tai-hoan"),
+        ("inspector", "inspector", ""),
+    ):
+        answer = client.post(
+            "/api/v1/users",
+            headers={"Authorization": f"Bearer {tokens['council']}"},
+            json={
+                "username": username,
+                "password": PASSWORD,
+                "role": role,
+                "producer_id": producer,
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        tokens[role] = login(client, username)
+    yield Api(client, service, tokens, settings)
+    client.close()
+    service.engine.dispose()

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from ledger import keys, merkle
 from ledger.authority import KEY_REGISTERED
 from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
 from ledger.statement import GENESIS_PREV_HASH, Statement, make_entry, sign_statement
+from ocop_trace.accounts import Principal
+from ocop_trace.service import TraceService
+from ocop_trace.settings import Settings
 
 ORIGIN = "test.ocop-trace.local/ledger"
 
@@ -82,3 +89,87 @@ def write_bundle(
             else:
                 handle.write(json.dumps({"checkpoint": line}).encode() + b"\n")
     return path
+
+
+# -- the HTTP API, for the API and page tests --------------------------------------------
+PASSWORD = "a-long-enough-password"
+CLI = Principal(None, "cli", "council")
+
+PRODUCER = {
+    "id": "htx-tai-hoan",
+    "name": "HTX Tài Hoan",
+    "type": "cooperative",
+    "registration_no": "DEMO-4700000001",
+    "contact": "demo@example.invalid",
+    "address_certified": {
+        "province": "Bắc Kạn",
+        "district": "Na Rì",
+        "commune": "Côn Minh",
+        "line": "thôn Chè Cọ",
+    },
+    "address_current": {"province": "Thái Nguyên", "commune": "Côn Minh", "line": "thôn Chè Cọ"},
+}
+OTHER_PRODUCER = {**PRODUCER, "id": "htx-tan-son", "name": "HTX nông nghiệp sạch Tân Sơn"}
+PRODUCT = {
+    "id": "mien-dong-tai-hoan",
+    "producer_id": "htx-tai-hoan",
+    "name_vi": "Miến dong Tài Hoan",
+    "name_en": "Tài Hoan arrowroot noodles",
+    "product_set": "food.processed_cereals",
+    "gtin": "8936012345674",
+}
+RATING = {
+    "product_id": "mien-dong-tai-hoan",
+    "score_hundredths": 9114,
+    "level": "national",
+    "issuing_body": "Bộ Nông nghiệp và Phát triển nông thôn",
+    "decision_no": "DEMO-2890",
+    "decision_date": "2024-06-30",
+    "certificate_no": "DEMO-5S-0001",
+    "issued_on": "2024-06-30",
+    "evaluation_year": 2024,
+}
+BATCH = {
+    "id": "mien-2026-001",
+    "product_id": "mien-dong-tai-hoan",
+    "lot": "L2601",
+    "produced_on": "2026-01-04",
+    "quantity": 1200000,
+    "unit": "g",
+    "origin": "thôn Chè Cọ, xã Côn Minh",
+}
+EVENT = {"biz_step": "packing", "at": "2026-01-05T10:00:00Z", "place": "xã Côn Minh"}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    service: TraceService
+    tokens: dict[str, str]
+    settings: Settings
+
+    def as_(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def post(self, path: str, body: Any, role: str | None, **headers: str) -> Any:
+        return self.client.post(path, json=body, headers={**self.as_(role), **headers})
+
+
+def login(client: TestClient, username: str) -> str:
+    answer = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["token"])
+
+
+def issue_labels(api: Api, count: int, fmt: str = "pdf") -> Any:
+    api.post("/api/v1/products", PRODUCT, "council")
+    api.post("/api/v1/ratings", RATING, "council")
+    api.post("/api/v1/batches", BATCH, "producer")
+    return api.post(
+        "/api/v1/batches/mien-2026-001/labels", {"count": count, "format": fmt}, "producer"
+    )
+
+
+def issued_serials(api: Api) -> list[str]:
+    with api.service.engine.connect() as conn:
+        return list(conn.execute(text("SELECT serial FROM label_serial ORDER BY serial")).scalars())

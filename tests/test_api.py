@@ -3,130 +3,31 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import text
+from support import (
+    BATCH,
+    EVENT,
+    OTHER_PRODUCER,
+    PASSWORD,
+    PRODUCT,
+    RATING,
+    Api,
+    issue_labels,
+    issued_serials,
+)
 
 from ledger import keys
 from ledger.statement import sign_statement
-from ocop_trace.accounts import Principal
 from ocop_trace.app import create_app
 from ocop_trace.ledger_setup import init_ledger, open_service
 from ocop_trace.rebuild import check_projection, rebuild
 from ocop_trace.schema import SchemaOutOfDate
-from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
-
-PASSWORD = "a-long-enough-password"
-CLI = Principal(None, "cli", "council")
-
-PRODUCER = {
-    "id": "htx-tai-hoan",
-    "name": "HTX Tài Hoan",
-    "type": "cooperative",
-    "registration_no": "DEMO-4700000001",
-    "contact": "demo@example.invalid",
-    "address_certified": {
-        "province": "Bắc Kạn",
-        "district": "Na Rì",
-        "commune": "Côn Minh",
-        "line": "thôn Chè Cọ",
-    },
-    "address_current": {"province": "Thái Nguyên", "commune": "Côn Minh", "line": "thôn Chè Cọ"},
-}
-OTHER_PRODUCER = {**PRODUCER, "id": "htx-tan-son", "name": "HTX nông nghiệp sạch Tân Sơn"}
-PRODUCT = {
-    "id": "mien-dong-tai-hoan",
-    "producer_id": "htx-tai-hoan",
-    "name_vi": "Miến dong Tài Hoan",
-    "name_en": "Tài Hoan arrowroot noodles",
-    "product_set": "food.processed_cereals",
-    "gtin": "8936012345674",
-}
-RATING = {
-    "product_id": "mien-dong-tai-hoan",
-    "score_hundredths": 9114,
-    "level": "national",
-    "issuing_body": "Bộ Nông nghiệp và Phát triển nông thôn",
-    "decision_no": "DEMO-2890",
-    "decision_date": "2024-06-30",
-    "certificate_no": "DEMO-5S-0001",
-    "issued_on": "2024-06-30",
-    "evaluation_year": 2024,
-}
-BATCH = {
-    "id": "mien-2026-001",
-    "product_id": "mien-dong-tai-hoan",
-    "lot": "L2601",
-    "produced_on": "2026-01-04",
-    "quantity": 1200000,
-    "unit": "g",
-    "origin": "thôn Chè Cọ, xã Côn Minh",
-}
-EVENT = {"biz_step": "packing", "at": "2026-01-05T10:00:00Z", "place": "xã Côn Minh"}
-
-
-@dataclass
-class Api:
-    client: TestClient
-    service: TraceService
-    tokens: dict[str, str]
-    settings: Settings
-
-    def as_(self, role: str | None) -> dict[str, str]:
-        return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def post(self, path: str, body: Any, role: str | None, **headers: str) -> Any:
-        return self.client.post(path, json=body, headers={**self.as_(role), **headers})
-
-
-def login(client: TestClient, username: str) -> str:
-    answer = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["token"])
-
-
-@pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(database_url=db_url, key_dir=tmp_path / "keys", checkpoint_interval=3600)
-    init_ledger(settings)
-    service = open_service(settings)
-    service.create_user(CLI, "council", PASSWORD, "council", "")
-    client = TestClient(create_app(settings))
-    tokens = {"council": login(client, "council")}
-    assert (
-        client.post(
-            "/api/v1/producers",
-            json=PRODUCER,
-            headers={"Authorization": f"Bearer {tokens['council']}"},
-        ).status_code
-        == 201
-    )
-    for username, role, producer in (
-        ("producer", "producer", "htx-tai-hoan"),
-        ("inspector", "inspector", ""),
-    ):
-        answer = client.post(
-            "/api/v1/users",
-            headers={"Authorization": f"Bearer {tokens['council']}"},
-            json={
-                "username": username,
-                "password": PASSWORD,
-                "role": role,
-                "producer_id": producer,
-            },
-        )
-        assert answer.status_code == 201, answer.text
-        tokens[role] = login(client, username)
-    yield Api(client, service, tokens, settings)
-    client.close()
-    service.engine.dispose()
 
 
 def assert_error(answer: Any, status: int, code: str) -> dict[str, Any]:
@@ -393,27 +294,13 @@ def test_settings_refuse_a_placeholder_secret_outside_development() -> None:
     assert Settings(environment="production", secret_key="x" * 40).environment == "production"
 
 
-def _issue(api: Api, count: int, fmt: str = "pdf") -> Any:
-    api.post("/api/v1/products", PRODUCT, "council")
-    api.post("/api/v1/ratings", RATING, "council")
-    api.post("/api/v1/batches", BATCH, "producer")
-    return api.post(
-        "/api/v1/batches/mien-2026-001/labels", {"count": count, "format": fmt}, "producer"
-    )
-
-
-def _serials(api: Api) -> list[str]:
-    with api.service.engine.connect() as conn:
-        return list(conn.execute(text("SELECT serial FROM label_serial ORDER BY serial")).scalars())
-
-
 def test_issued_labels_resolve_and_the_ledger_commits_to_them(api: Api) -> None:
-    answer = _issue(api, 3)
+    answer = issue_labels(api, 3)
     assert answer.status_code == 201, answer.text
     assert answer.headers["content-type"] == "application/pdf"
     assert answer.content.startswith(b"%PDF")
     assert answer.headers["X-Label-Count"] == "3"
-    serials = _serials(api)
+    serials = issued_serials(api)
     assert len(serials) == 3
     assert len(set(serials)) == 3
     entry = api.client.get(f"/api/v1/entries/{answer.headers['X-Ledger-Index']}").json()
@@ -432,8 +319,8 @@ def test_issued_labels_resolve_and_the_ledger_commits_to_them(api: Api) -> None:
 
 
 def test_resolver_answers_linkset_redirects_head_options(api: Api) -> None:
-    _issue(api, 1)
-    link = f"/01/08936012345674/10/L2601/21/{_serials(api)[0]}"
+    issue_labels(api, 1)
+    link = f"/01/08936012345674/10/L2601/21/{issued_serials(api)[0]}"
     linkset = api.client.get(link + "?linkType=linkset")
     assert linkset.headers["content-type"].startswith("application/linkset+json")
     anchor = linkset.json()["linkset"][0]
@@ -453,7 +340,7 @@ def test_resolver_answers_linkset_redirects_head_options(api: Api) -> None:
 
 
 def test_unknown_or_malformed_codes(api: Api) -> None:
-    _issue(api, 1)
+    issue_labels(api, 1)
     unknown = api.client.get("/01/08936012345674/10/L2601/21/0000000000000000")
     error = assert_error(unknown, 404, "not_found")
     assert "counterfeit" in error["message"]
@@ -464,7 +351,7 @@ def test_unknown_or_malformed_codes(api: Api) -> None:
 
 
 def test_label_issuing_roles_and_formats(api: Api) -> None:
-    assert _issue(api, 1, "svg").headers["content-type"].startswith("image/svg+xml")
+    assert issue_labels(api, 1, "svg").headers["content-type"].startswith("image/svg+xml")
     png = api.post(
         "/api/v1/batches/mien-2026-001/labels", {"count": 1, "format": "png"}, "producer"
     )
@@ -486,7 +373,7 @@ def test_label_issuing_roles_and_formats(api: Api) -> None:
 
 
 def test_verify_notices_serials_changed_behind_the_ledger(api: Api) -> None:
-    _issue(api, 2)
+    issue_labels(api, 2)
     with api.service.engine.begin() as conn:
         conn.execute(
             text(
@@ -500,9 +387,9 @@ def test_verify_notices_serials_changed_behind_the_ledger(api: Api) -> None:
 
 
 def test_a_sheet_that_does_not_fit_issues_nothing(api: Api) -> None:
-    _issue(api, 1)
+    issue_labels(api, 1)
     size = api.service.store.size()
-    serials = _serials(api)
+    serials = issued_serials(api)
     error = assert_error(
         api.post(
             "/api/v1/batches/mien-2026-001/labels",
@@ -514,7 +401,7 @@ def test_a_sheet_that_does_not_fit_issues_nothing(api: Api) -> None:
     )
     assert "A4" in error["message"]
     assert api.service.store.size() == size
-    assert _serials(api) == serials
+    assert issued_serials(api) == serials
     custom = api.post(
         "/api/v1/batches/mien-2026-001/labels",
         {

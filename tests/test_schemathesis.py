@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from test_api import CLI, PASSWORD, PRODUCER, PRODUCT, login
+from support import CLI, PASSWORD, PRODUCER, PRODUCT, login
 
 from ocop_trace.app import create_app
 from ocop_trace.ledger_setup import init_ledger, open_service

@@ -18,6 +18,7 @@ from ocop_trace.digital_link import DigitalLinkError, build_digital_link, parse_
 from ocop_trace.errors import InvalidInput, NotFound, error_body
 from ocop_trace.models import LabelIssue
 from ocop_trace.offline import LabelSignatureError, sign_label_url, verify_label_url
+from ocop_trace.pages import error_page, scan_page, wants_html
 from ocop_trace.projection import PRODUCER, PRODUCT, RATING
 from ocop_trace.serials import SerialError, parse_canonical
 from ocop_trace.service import LABEL_SERIAL, require_role
@@ -133,6 +134,8 @@ def _resolve(
     facts = _facts(conn, link_serial, gtin, lot)
     if "s" in request.query_params:
         facts["label_signature"] = _label_signature(request, facts["producer"]["id"])
+    if wants_html(request) and "linkType" not in request.query_params:
+        return scan_page(request, conn, request.app.state.service.store, facts)
     url = str(request.url.remove_query_params("linkType"))
     links = _links(request.app.state.settings.public_url, facts)
     link_header = f'<{url}?linkType=linkset>; rel="linkset"; type="{LINKSET}"'
@@ -188,7 +191,9 @@ def _facts(conn: Connection, serial: str | None, gtin: str | None, lot: str | No
             "name_vi": product_row.name_vi,
             "name_en": product_row.name_en,
             "gtin": product_row.gtin,
+            "image_url": product_row.image_url,
         },
+        "product_entry_index": product_row.entry_index,
         "producer": producer_public(producer).model_dump(),
         "rating": rating_public(rating, ocop.today_in_vietnam()).model_dump() if rating else None,
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
@@ -227,8 +232,8 @@ def resolve_short(serial: str, request: Request, conn: ConnDep) -> Response:
     try:
         canonical = parse_canonical(serial).canonical
     except SerialError as exc:
-        return JSONResponse(error_body("bad_link", str(exc)), status_code=400)
-    return _resolve(request, conn, canonical, None, None)
+        return _bad_link(request, str(exc))
+    return _answer(request, conn, canonical, None, None)
 
 
 @router.api_route(
@@ -240,10 +245,25 @@ def resolve_digital_link(rest: str, request: Request, conn: ConnDep) -> Response
     try:
         link = parse_digital_link(str(request.url))
     except DigitalLinkError as exc:
-        return JSONResponse(
-            error_body("bad_link", f"not a GS1 Digital Link we can read: {exc}"), status_code=400
-        )
-    return _resolve(request, conn, link.serial, link.gtin, link.lot)
+        return _bad_link(request, f"not a GS1 Digital Link we can read: {exc}")
+    return _answer(request, conn, link.serial, link.gtin, link.lot)
+
+
+def _bad_link(request: Request, message: str) -> Response:
+    if wants_html(request):
+        return error_page(request, 400, "bad_link", message)
+    return JSONResponse(error_body("bad_link", message), status_code=400)
+
+
+def _answer(
+    request: Request, conn: ConnDep, serial: str | None, gtin: str | None, lot: str | None
+) -> Response:
+    try:
+        return _resolve(request, conn, serial, gtin, lot)
+    except NotFound as exc:
+        if wants_html(request):
+            return error_page(request, 404, "unknown", exc.message)
+        raise
 
 
 @router.options("/01/{rest:path}", include_in_schema=False)

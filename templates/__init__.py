@@ -1,0 +1,1 @@
+"""Jinja2 templates of the scan page (installed as the package `ocop_trace.templates`)."""

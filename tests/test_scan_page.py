@@ -1,0 +1,117 @@
+"""The scan page, parsed (not compared with snapshots), for each state and both languages."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from typing import Any
+
+from support import BATCH, Api, issue_labels, issued_serials
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+class Page(HTMLParser):
+    """Collects data-* attributes with the text inside their elements, and <html lang>."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.lang = ""
+        self.fields: dict[str, str] = {}
+        self.text: list[str] = []
+        self._open: list[tuple[str, str]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "html":
+            self.lang = values.get("lang") or ""
+        for name, value in attrs:
+            if name.startswith("data-"):
+                # data-field="lot" names a value; data-verdict="recalled" is one.
+                key = value or "" if name == "data-field" else name[5:]
+                if name != "data-field":
+                    self.fields[key] = value or ""
+                self._open.append((tag, key))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1][0] == tag:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        for _, name in self._open:
+            key = f"text:{name}"
+            self.fields[key] = self.fields.get(key, "") + data
+
+    @property
+    def all_text(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def scan(api: Api, path: str, **headers: str) -> tuple[int, Page, Any]:
+    answer = api.client.get(path, headers={**HTML, **headers})
+    return answer.status_code, Page(answer.text), answer
+
+
+def link(serial: str) -> str:
+    return f"/01/08936012345674/10/L2601/21/{serial}"
+
+
+def test_valid_label_in_vietnamese(api: Api) -> None:
+    issue_labels(api, 1)
+    api.service.store.publish_checkpoint()
+    status, page, answer = scan(api, link(issued_serials(api)[0]))
+    assert status == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert len(answer.content) < 50_000
+    assert page.lang == "vi"
+    assert page.fields["verdict"] == "registered"
+    assert page.fields["text:product"] == "Miến dong Tài Hoan"
+    assert page.fields["status"] == "valid" or page.fields["status"] == "expiring"
+    assert page.fields["text:lot"] == "L2601"
+    assert "★★★★★" in page.all_text
+    assert "91.14" in page.all_text
+    assert "DEMO-5S-0001" in page.all_text
+    assert "trước 1/7/2025" in page.fields["text:historical"]
+    assert "Merkle" in page.fields["text:evidence"]
+    assert "script" not in answer.text.lower()
+
+
+def test_english_by_query_or_header(api: Api) -> None:
+    issue_labels(api, 1)
+    serial = issued_serials(api)[0]
+    _, page, _ = scan(api, link(serial) + "?lang=en")
+    assert page.lang == "en"
+    assert page.fields["text:product"] == "Tài Hoan arrowroot noodles"
+    assert "Genuine product" in page.all_text
+    _, page, _ = scan(api, link(serial), **{"Accept-Language": "en-GB,en;q=0.9"})
+    assert page.lang == "en"
+
+
+def test_recalled_and_recalled_upstream(api: Api) -> None:
+    issue_labels(api, 1)
+    noodles = {**BATCH, "id": "mien-2026-002", "lot": "L2602", "inputs": ["mien-2026-001"]}
+    api.post("/api/v1/batches", noodles, "producer")
+    api.post("/api/v1/batches/mien-2026-002/labels", {"count": 1}, "producer")
+    api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "nấm mốc"}, "producer")
+    with api.service.engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = dict(conn.execute(text("SELECT batch_id, serial FROM label_serial")).all())
+    _, page, _ = scan(api, link(rows["mien-2026-001"]))
+    assert page.fields["verdict"] == "recalled"
+    assert "nấm mốc" in page.fields["text:verdict"]
+    _, page, _ = scan(api, f"/01/08936012345674/10/L2602/21/{rows['mien-2026-002']}")
+    assert page.fields["verdict"] == "recalled_upstream"
+
+
+def test_unknown_and_malformed_codes_get_pages(api: Api) -> None:
+    issue_labels(api, 1)
+    status, page, _ = scan(api, link("0000000000000000"))
+    assert status == 404
+    assert page.fields["verdict"] == "unknown"
+    assert "hàng giả" in page.all_text
+    status, page, _ = scan(api, "/01/08936012345670/10/L2601?lang=en")
+    assert status == 400
+    assert page.fields["verdict"] == "bad_link"
+    assert "check digit" in page.all_text

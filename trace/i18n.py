@@ -1,0 +1,95 @@
+"""The scan page's words in Vietnamese (the default) and English."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGUAGES = ("vi", "en")
+
+TEXT: Mapping[str, Mapping[str, str]] = {
+    "vi": {
+        "title": "Truy xuất nguồn gốc OCOP",
+        "verdict_registered": "Sản phẩm chính hãng, đã đăng ký bởi",
+        "verdict_recalled": "LÔ HÀNG ĐÃ BỊ THU HỒI — không sử dụng",
+        "verdict_upstream": "Lô này được làm từ một lô đã bị thu hồi",
+        "verdict_unknown": "Mã này chưa được đăng ký — có thể là hàng giả",
+        "verdict_bad": "Không đọc được mã này",
+        "reason": "Lý do",
+        "producer": "Nhà sản xuất",
+        "address": "Địa chỉ",
+        "origin": "Nơi sản xuất lô này",
+        "rating": "Xếp hạng OCOP",
+        "score": "điểm",
+        "certificate": "Giấy chứng nhận",
+        "issued_by": "Cơ quan công nhận",
+        "valid_until": "Hiệu lực đến",
+        "no_rating": "Chưa có xếp hạng OCOP",
+        "batch": "Lô hàng",
+        "lot": "Số lô",
+        "produced_on": "Ngày sản xuất",
+        "expires_on": "Hạn sử dụng",
+        "quantity": "Số lượng",
+        "history": "Hành trình của lô",
+        "inputs": "Làm từ các lô",
+        "how_checked": "Cách kiểm tra",
+        "entry": "Bản ghi sổ cái",
+        "proof_ok": "Bằng chứng Merkle khớp với điểm kiểm tra đã ký",
+        "proof_pending": "Bản ghi mới hơn điểm kiểm tra gần nhất",
+        "checkpoint": "Điểm kiểm tra",
+        "demo": "Dữ liệu minh hoạ: số giấy chứng nhận, số lô và ngày tháng là giả định.",
+        "language": "English",
+        "status_valid": "Còn hiệu lực",
+        "status_expiring": "Sắp hết hiệu lực",
+        "status_expired": "Hết hiệu lực",
+        "status_revoked": "Đã thu hồi",
+        "not_found": "Không tìm thấy",
+    },
+    "en": {
+        "title": "OCOP product trace",
+        "verdict_registered": "Genuine product, registered by",
+        "verdict_recalled": "THIS BATCH HAS BEEN RECALLED — do not use",
+        "verdict_upstream": "This batch was made from a recalled batch",
+        "verdict_unknown": "This code is not registered — the product may be counterfeit",
+        "verdict_bad": "This code cannot be read",
+        "reason": "Reason",
+        "producer": "Producer",
+        "address": "Address",
+        "origin": "Where this batch comes from",
+        "rating": "OCOP rating",
+        "score": "points",
+        "certificate": "Certificate",
+        "issued_by": "Rated by",
+        "valid_until": "Valid until",
+        "no_rating": "No OCOP rating yet",
+        "batch": "Batch",
+        "lot": "Lot",
+        "produced_on": "Produced on",
+        "expires_on": "Best before",
+        "quantity": "Quantity",
+        "history": "The batch's journey",
+        "inputs": "Made from",
+        "how_checked": "How this was checked",
+        "entry": "Ledger entry",
+        "proof_ok": "Merkle proof matches the signed checkpoint",
+        "proof_pending": "The entry is newer than the latest checkpoint",
+        "checkpoint": "Checkpoint",
+        "demo": "Demo data: certificate numbers, lots and dates are invented.",
+        "language": "Tiếng Việt",
+        "status_valid": "Valid",
+        "status_expiring": "Expiring soon",
+        "status_expired": "Expired",
+        "status_revoked": "Revoked",
+        "not_found": "Not found",
+    },
+}
+
+
+def pick_language(query: str | None, accept_language: str | None) -> str:
+    """`?lang=` wins, then the first supported language in Accept-Language, then Vietnamese."""
+    if query in LANGUAGES:
+        return query
+    for part in (accept_language or "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "vi"

@@ -1,0 +1,165 @@
+"""The page a shopper sees after scanning a label: server-rendered, no script, small."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Connection, select
+
+from ledger import merkle
+from ledger.errors import LedgerError
+from ledger.note import NoteVerifier, note_key_id, open_checkpoint
+from ledger.statement import parse_entry
+from ledger.store import LedgerStore
+from ocop_trace import ocop
+from ocop_trace.i18n import TEXT, pick_language
+from ocop_trace.projection import EVENT
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    folder = str(files("ocop_trace.templates"))
+    return Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]))
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asks for HTML first; API clients ask for JSON or send no preference."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept.split(",")[0]
+
+
+def language(request: Request) -> str:
+    return pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _common(lang: str) -> dict[str, Any]:
+    return {"lang": lang, "t": TEXT[lang], "other_lang": "en" if lang == "vi" else "vi"}
+
+
+def error_page(request: Request, status: int, verdict: str, message: str) -> HTMLResponse:
+    lang = language(request)
+    text = TEXT[lang]
+    headline = text["verdict_unknown"] if status == 404 else text["verdict_bad"]
+    html = (
+        environment()
+        .get_template("error.html")
+        .render(**_common(lang), verdict=verdict, headline=headline, message=message)
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+@lru_cache(maxsize=4096)
+def _proof(store: LedgerStore, note: str, index: int) -> dict[str, Any]:
+    """The inclusion proof of an entry in the latest signed checkpoint, checked here.
+
+    Cached per (checkpoint, entry): a page rests on a proof the server verified once for
+    that checkpoint, and a new checkpoint gets a new proof.
+    """
+    data = store.entry(index)
+    if data is None:
+        raise LedgerError("the page's entry is missing from the ledger", found=index)
+    entry_hash = parse_entry(data).hash.hex()
+    ledger_keys = [
+        g for g in store.grants().values() if g.role == "ledger" and g.revoked_index is None
+    ]
+    for grant in ledger_keys:
+        public = bytes.fromhex(grant.key_id)
+        try:
+            checkpoint = open_checkpoint(
+                note, NoteVerifier(grant.name, note_key_id(grant.name, public), public)
+            )
+        except LedgerError:
+            continue
+        if index >= checkpoint.size:
+            break
+        size, proof = store.inclusion_proof(index, checkpoint.size)
+        merkle.verify_inclusion(merkle.leaf_hash(data), index, size, proof, checkpoint.root_hash)
+        return {
+            "index": index,
+            "short_hash": entry_hash[:16],
+            "verified": True,
+            "tree_size": size,
+            "short_root": checkpoint.root_hash.hex()[:16],
+            "proof_length": len(proof),
+        }
+    return {"index": index, "short_hash": entry_hash[:16], "verified": False}
+
+
+def scan_page(
+    request: Request, conn: Connection, store: LedgerStore, facts: dict[str, Any]
+) -> HTMLResponse:
+    lang = language(request)
+    product, producer, batch, rating = (
+        facts["product"],
+        facts["producer"],
+        facts["batch"],
+        facts["rating"],
+    )
+    certified, current = producer["address_certified"], producer["address_current"]
+    historical = ocop.historical_note(
+        ocop.CertifiedAddress(
+            province=certified["province"],
+            district=certified["district"] or None,
+            commune=certified["commune"],
+            line=certified["line"],
+        ),
+        ocop.CurrentAddress(
+            province=current["province"], commune=current["commune"], line=current["line"]
+        ),
+    )
+    events = []
+    if batch is not None:
+        rows = conn.execute(
+            select(EVENT).where(EVENT.c.batch_id == batch["id"]).order_by(EVENT.c.at, EVENT.c.id)
+        ).all()
+        for row in rows:
+            step = ocop.BIZ_STEPS[row.biz_step]
+            events.append(
+                {
+                    "biz_step": row.biz_step,
+                    "at": row.at.replace("T", " ")[:16],
+                    "place": row.place,
+                    "step_label": step.vi if lang == "vi" else step.en,
+                }
+            )
+    rating_view = None
+    if rating is not None:
+        valid_until = date.fromisoformat(rating["expires_on"]) - timedelta(days=1)
+        rating_view = {
+            **rating,
+            "score": ocop.format_score(rating["score_hundredths"]),
+            "valid_until": valid_until.isoformat(),
+        }
+    note = store.latest_checkpoint() or ""
+    index = batch["entry_index"] if batch is not None else facts["product_entry_index"]
+    producer_type = ocop.PRODUCER_TYPES[producer["type"]]
+    html = (
+        environment()
+        .get_template("scan.html")
+        .render(
+            **_common(lang),
+            product=product,
+            product_name=product["name_vi"]
+            if lang == "vi" or not product["name_en"]
+            else product["name_en"],
+            producer=producer,
+            producer_type=producer_type.vi if lang == "vi" else producer_type.en,
+            current_address=", ".join(
+                p for p in (current["line"], current["commune"], current["province"]) if p
+            ),
+            historical=historical,
+            batch=batch,
+            rating=rating_view,
+            events=events,
+            evidence=_proof(store, note, index),
+            demo=str(product.get("gtin", "")).startswith("DEMO")
+            or "DEMO" in (rating or {}).get("certificate_no", ""),
+        )
+    )
+    return HTMLResponse(html)
