@@ -115,3 +115,42 @@ def test_unknown_and_malformed_codes_get_pages(api: Api) -> None:
     assert status == 400
     assert page.fields["verdict"] == "bad_link"
     assert "check digit" in page.all_text
+
+
+def test_a_code_scanned_too_often_is_flagged_as_a_copy(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    threshold = api.settings.copy_scan_threshold
+    for _ in range(threshold):
+        _, page, _ = scan(api, path)
+    assert "verdict-copied" not in page.fields
+    _, page, _ = scan(api, path)
+    assert page.fields["verdict-copied"] == "copied"
+    assert f"{threshold + 1}" in page.fields["text:verdict-copied"]
+    api.client.app.state.scans.flush()
+    facts = api.client.get(path, headers={"Accept": "application/json"}).json()
+    assert facts["scans"]["count"] == threshold + 2
+    assert facts["scans"]["may_be_copied"] is True
+
+
+def test_many_networks_flag_a_copy_and_no_address_is_stored(api: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    app = api.client.app
+    for n in range(api.settings.copy_network_threshold + 1):
+        with TestClient(app, client=(f"203.0.{n}.7", 40000)) as client:
+            client.get(path, headers={"Accept": "application/json"})
+    app.state.scans.flush()
+    facts = api.client.get(path, headers={"Accept": "application/json"}).json()
+    # one more: the reading request itself, from the test client's own address
+    assert facts["scans"]["networks"] == api.settings.copy_network_threshold + 2
+    assert facts["scans"]["may_be_copied"] is True
+    with api.service.engine.connect() as conn:
+        from sqlalchemy import text
+
+        stored = " ".join(
+            str(v) for row in conn.execute(text("SELECT * FROM scan_client")) for v in row
+        )
+    assert "203.0." not in stored

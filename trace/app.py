@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 
 from ocop_trace import __version__
@@ -9,8 +12,15 @@ from ocop_trace.api import auth_routes, batches, catalog, ledger_routes, resolve
 from ocop_trace.api.deps import get_principal
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.ledger_setup import open_service
+from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.scans.flush()  # buffered scan counts are written before the worker exits
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # script never mistakes an expired token for anonymous access.
         dependencies=[Depends(get_principal)],
         responses=ERROR_RESPONSES,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
     install_error_handlers(app)
     for router in (
         ledger_routes.router,

@@ -14,6 +14,8 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "verdict_upstream": "Lô này được làm từ một lô đã bị thu hồi",
         "verdict_unknown": "Mã này chưa được đăng ký — có thể là hàng giả",
         "verdict_bad": "Không đọc được mã này",
+        "copied": "Cảnh báo: mã này đã được quét {count} lần, từ {networks} mạng khác nhau, "
+        "kể từ lần quét đầu tiên ngày {first}. Có thể đây là mã bị sao chép.",
         "reason": "Lý do",
         "producer": "Nhà sản xuất",
         "address": "Địa chỉ",
@@ -51,6 +53,8 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "verdict_upstream": "This batch was made from a recalled batch",
         "verdict_unknown": "This code is not registered — the product may be counterfeit",
         "verdict_bad": "This code cannot be read",
+        "copied": "Warning: this code has been scanned {count} times, from {networks} "
+        "networks, since its first scan on {first}. It may be a copy.",
         "reason": "Reason",
         "producer": "Producer",
         "address": "Address",

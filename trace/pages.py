@@ -158,6 +158,7 @@ def scan_page(
             rating=rating_view,
             events=events,
             evidence=_proof(store, note, index),
+            scans=facts.get("scans"),
             demo=str(product.get("gtin", "")).startswith("DEMO")
             or "DEMO" in (rating or {}).get("certificate_no", ""),
         )

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         default=SecretStr(PLACEHOLDER_SECRET),
         description="Encrypts custodial signing keys at rest. At least 32 characters.",
     )
+    copy_scan_threshold: int = Field(
+        default=20, ge=1, description="Scans of one serial after which the page warns of a copy"
+    )
+    copy_network_threshold: int = Field(
+        default=5, ge=1, description="Distinct networks (per day) after which it warns too"
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL printed in links and QR codes."
     )

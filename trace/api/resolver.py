@@ -132,6 +132,8 @@ def _resolve(
     request: Request, conn: ConnDep, link_serial: str | None, gtin: str | None, lot: str | None
 ) -> Response:
     facts = _facts(conn, link_serial, gtin, lot)
+    if link_serial is not None:
+        facts["scans"] = _count_scan(request, link_serial)
     if "s" in request.query_params:
         facts["label_signature"] = _label_signature(request, facts["producer"]["id"])
     if wants_html(request) and "linkType" not in request.query_params:
@@ -199,6 +201,28 @@ def _facts(conn: Connection, serial: str | None, gtin: str | None, lot: str | No
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
     }
     return facts
+
+
+def _count_scan(request: Request, serial: str) -> dict[str, Any]:
+    scans = request.app.state.scans
+    if request.method == "GET":
+        scans.record(
+            serial,
+            request.client.host if request.client else None,
+            request.headers.get("user-agent", ""),
+        )
+    stats = scans.stats(serial)
+    settings = request.app.state.settings
+    copied = (
+        stats.scans > settings.copy_scan_threshold
+        or stats.networks > settings.copy_network_threshold
+    )
+    return {
+        "count": stats.scans,
+        "networks": stats.networks,
+        "first_seen": stats.first_seen,
+        "may_be_copied": copied,
+    }
 
 
 def _label_signature(request: Request, producer_id: str) -> str:

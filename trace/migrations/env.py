@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import ledger.tables  # noqa: F401  (registers the ledger tables on the metadata)
-import ocop_trace.accounts
-import ocop_trace.api.deps
-import ocop_trace.custody
-import ocop_trace.models  # noqa: F401
+# Each import registers its tables on SQLModel's metadata, which autogenerate compares.
+from ledger import tables  # noqa: F401
+from ocop_trace import accounts, custody, models, scans  # noqa: F401
+from ocop_trace.api import deps  # noqa: F401
 
 connection = context.config.attributes["connection"]
 context.configure(
