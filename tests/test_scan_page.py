@@ -154,3 +154,70 @@ def test_many_networks_flag_a_copy_and_no_address_is_stored(api: Api) -> None:
             str(v) for row in conn.execute(text("SELECT * FROM scan_client")) for v in row
         )
     assert "203.0." not in stored
+
+
+class Form(HTMLParser):
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.inputs: dict[str, str] = {}
+        self.action = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self.action = values.get("action") or ""
+        if tag == "input" and values.get("type") == "hidden":
+            self.inputs[values.get("name") or ""] = values.get("value") or ""
+
+
+def test_report_a_fake_from_the_unknown_code_page(api: Api) -> None:
+    issue_labels(api, 1)
+    status, _, answer = scan(api, link("0000000000000000"))
+    assert status == 404
+    form = Form(answer.text)
+    assert form.action == "/report"
+    assert form.inputs["serial"] == "0000000000000000"
+    assert answer.cookies.get("ocop_csrf") == form.inputs["csrf"]
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    sent = api.client.post(
+        "/report",
+        headers=HTML,
+        data={**form.inputs, "note": "giá quá rẻ", "where_bought": "chợ Đồng Xuân"},
+        files={"photo": ("p.png", png, "image/png")},
+    )
+    assert sent.status_code == 201, sent.text
+    assert Page(sent.text).fields["verdict"] == "reported"
+    listed = api.client.get("/api/v1/reports", headers=api.as_("inspector")).json()
+    assert listed["total"] == 1
+    report = listed["items"][0]
+    assert report["note"] == "giá quá rẻ"
+    assert report["photo_size"] == len(png)
+    assert "photo" not in report
+    assert "testclient" not in str(report)  # the client's address is never stored
+    assert api.client.get("/api/v1/reports", headers=api.as_("producer")).status_code == 403
+
+
+def test_report_form_refuses_forgery_big_photos_and_floods(api: Api) -> None:
+    issue_labels(api, 1)
+    _, _, answer = scan(api, link(issued_serials(api)[0]))
+    form = Form(answer.text)
+    assert form.inputs["csrf"]
+    api.client.cookies.clear()
+    forged = api.client.post("/report", data=form.inputs)
+    assert forged.status_code == 403
+    _, _, answer = scan(api, link(issued_serials(api)[0]))
+    form = Form(answer.text)
+    too_big = api.client.post(
+        "/report",
+        data=form.inputs,
+        files={"photo": ("p.jpg", b"0" * (2 * 1024 * 1024 + 1), "image/jpeg")},
+    )
+    assert too_big.status_code == 422
+    wrong_kind = api.client.post(
+        "/report", data=form.inputs, files={"photo": ("p.exe", b"MZ", "application/octet-stream")}
+    )
+    assert wrong_kind.status_code == 422
+    answers = [api.client.post("/report", data=form.inputs).status_code for _ in range(6)]
+    assert answers.count(201) == 3  # 2 refused ones above counted against the hour too
+    assert answers[-1] == 429

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from ocop_trace import __version__
+from ocop_trace import __version__, reports
 from ocop_trace.api import auth_routes, batches, catalog, ledger_routes, resolver
 from ocop_trace.api.deps import get_principal
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
+    app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     install_error_handlers(app)
     for router in (
         ledger_routes.router,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batches.router,
         auth_routes.router,
         resolver.router,
+        reports.router,
     ):
         app.include_router(router)
     return app

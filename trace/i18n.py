@@ -45,6 +45,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "status_expired": "Hết hiệu lực",
         "status_revoked": "Đã thu hồi",
         "not_found": "Không tìm thấy",
+        "report_title": "Báo nghi ngờ hàng giả",
+        "report_note": "Bạn thấy điều gì bất thường?",
+        "report_where": "Mua ở đâu (cửa hàng, chợ, trang web)?",
+        "report_photo": "Ảnh chụp (không bắt buộc, tối đa 2 MB)",
+        "report_send": "Gửi báo cáo",
+        "thanks": "Cảm ơn bạn. Báo cáo đã được gửi tới cán bộ kiểm tra.",
     },
     "en": {
         "title": "OCOP product trace",
@@ -84,6 +90,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "status_expired": "Expired",
         "status_revoked": "Revoked",
         "not_found": "Not found",
+        "report_title": "Report a suspected fake",
+        "report_note": "What looks wrong?",
+        "report_where": "Where did you buy it (shop, market, website)?",
+        "report_photo": "Photo (optional, at most 2 MB)",
+        "report_send": "Send report",
+        "thanks": "Thank you. Your report has been sent to the inspectors.",
     },
 }
 

@@ -42,16 +42,44 @@ def _common(lang: str) -> dict[str, Any]:
     return {"lang": lang, "t": TEXT[lang], "other_lang": "en" if lang == "vi" else "vi"}
 
 
-def error_page(request: Request, status: int, verdict: str, message: str) -> HTMLResponse:
+def _with_form(request: Request, render: Any, serial: str | None, status: int) -> HTMLResponse:
+    """Render with a fresh CSRF token for the report form, set in a cookie as well."""
+    from ocop_trace.reports import CSRF_COOKIE, csrf_token
+
+    token = csrf_token(request.app.state.settings.secret_key.get_secret_value())
+    response = HTMLResponse(render(token if serial else ""), status_code=status)
+    if serial:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            max_age=3600,
+            secure=request.url.scheme == "https",
+        )
+    return response
+
+
+def error_page(
+    request: Request, status: int, verdict: str, message: str, serial: str | None = None
+) -> HTMLResponse:
     lang = language(request)
     text = TEXT[lang]
     headline = text["verdict_unknown"] if status == 404 else text["verdict_bad"]
-    html = (
-        environment()
-        .get_template("error.html")
-        .render(**_common(lang), verdict=verdict, headline=headline, message=message)
+    template = environment().get_template("error.html")
+    return _with_form(
+        request,
+        lambda csrf: template.render(
+            **_common(lang),
+            verdict=verdict,
+            headline=headline,
+            message=message,
+            csrf=csrf,
+            serial=serial or "",
+        ),
+        serial,
+        status,
     )
-    return HTMLResponse(html, status_code=status)
 
 
 @lru_cache(maxsize=4096)
@@ -139,10 +167,12 @@ def scan_page(
     note = store.latest_checkpoint() or ""
     index = batch["entry_index"] if batch is not None else facts["product_entry_index"]
     producer_type = ocop.PRODUCER_TYPES[producer["type"]]
-    html = (
-        environment()
-        .get_template("scan.html")
-        .render(
+    template = environment().get_template("scan.html")
+    return _with_form(
+        request,
+        lambda csrf: template.render(
+            csrf=csrf,
+            serial=facts.get("serial", ""),
             **_common(lang),
             product=product,
             product_name=product["name_vi"]
@@ -161,6 +191,7 @@ def scan_page(
             scans=facts.get("scans"),
             demo=str(product.get("gtin", "")).startswith("DEMO")
             or "DEMO" in (rating or {}).get("certificate_no", ""),
-        )
+        ),
+        facts.get("serial"),
+        200,
     )
-    return HTMLResponse(html)

@@ -133,6 +133,7 @@ def _resolve(
 ) -> Response:
     facts = _facts(conn, link_serial, gtin, lot)
     if link_serial is not None:
+        facts["serial"] = link_serial
         facts["scans"] = _count_scan(request, link_serial)
     if "s" in request.query_params:
         facts["label_signature"] = _label_signature(request, facts["producer"]["id"])
@@ -286,7 +287,7 @@ def _answer(
         return _resolve(request, conn, serial, gtin, lot)
     except NotFound as exc:
         if wants_html(request):
-            return error_page(request, 404, "unknown", exc.message)
+            return error_page(request, 404, "unknown", exc.message, serial)
         raise
 
 
