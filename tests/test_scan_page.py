@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any
 
-from support import BATCH, Api, issue_labels, issued_serials
+from support import BATCH, PRODUCT, RATING, Api, issue_labels, issued_serials
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
@@ -221,3 +221,63 @@ def test_report_form_refuses_forgery_big_photos_and_floods(api: Api) -> None:
     answers = [api.client.post("/report", data=form.inputs).status_code for _ in range(6)]
     assert answers.count(201) == 3  # 2 refused ones above counted against the hour too
     assert answers[-1] == 429
+
+
+def _rated_label(api: Api, issued_on: str) -> str:
+    api.post("/api/v1/products", PRODUCT, "council")
+    rating = api.post(
+        "/api/v1/ratings", {**RATING, "issued_on": issued_on, "decision_date": issued_on}, "council"
+    )
+    assert rating.status_code == 201, rating.text
+    api.post("/api/v1/batches", BATCH, "producer")
+    api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
+    return link(issued_serials(api)[0])
+
+
+def test_expired_certificate_is_unmistakable(api: Api) -> None:
+    path = _rated_label(api, "2022-03-01")
+    for lang, word in (("vi", "Hết hiệu lực"), ("en", "Expired")):
+        _, page, _ = scan(api, path + f"?lang={lang}")
+        assert page.fields["status"] == "expired"
+        assert word in page.all_text
+    assert "2025-02-28" in page.fields["text:valid-until"]
+
+
+def test_expiring_certificate(api: Api) -> None:
+    from datetime import timedelta
+
+    from ocop_trace import ocop
+
+    issued = ocop.add_months(ocop.today_in_vietnam(), -36) + timedelta(days=10)
+    _, page, _ = scan(api, _rated_label(api, issued.isoformat()))
+    assert page.fields["status"] == "expiring"
+    assert "Sắp hết hiệu lực" in page.all_text
+
+
+def test_revoked_rating(api: Api) -> None:
+    path = _rated_label(api, "2025-09-01")
+    rating_id = api.client.get("/api/v1/products/mien-dong-tai-hoan/ratings").json()["items"][0]
+    api.post(
+        f"/api/v1/ratings/{rating_id['id']}/revoke", {"reason": "không tái đánh giá"}, "council"
+    )
+    _, page, _ = scan(api, path + "?lang=en")
+    assert page.fields["status"] == "revoked"
+    assert "Revoked" in page.all_text
+
+
+def test_offline_signed_label_and_lineage_links(api: Api) -> None:
+    path = _rated_label(api, "2025-09-01")
+    noodles = {**BATCH, "id": "mien-2026-002", "lot": "L2602", "inputs": ["mien-2026-001"]}
+    api.post("/api/v1/batches", noodles, "producer")
+    from ocop_trace.offline import sign_label_url
+
+    key = api.service.producer_key("htx-tai-hoan")
+    signed = sign_label_url("http://testserver" + path, key).removeprefix("http://testserver")
+    _, page, _ = scan(api, signed)
+    assert page.fields["signature"] == "valid"
+    _, page, _ = scan(api, signed[:-4] + "AAAA")
+    assert page.fields["signature"] == "invalid"
+    status, page, answer = scan(api, "/b/mien-2026-002")
+    assert status == 200
+    assert page.fields["input"] == "mien-2026-001"
+    assert 'href="/b/mien-2026-001?lang=vi"' in answer.text

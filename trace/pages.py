@@ -189,6 +189,7 @@ def scan_page(
             events=events,
             evidence=_proof(store, note, index),
             scans=facts.get("scans"),
+            label_signature=facts.get("label_signature"),
             demo=str(product.get("gtin", "")).startswith("DEMO")
             or "DEMO" in (rating or {}).get("certificate_no", ""),
         ),

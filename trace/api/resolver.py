@@ -129,9 +129,14 @@ def well_known(request: Request) -> dict[str, Any]:
 
 
 def _resolve(
-    request: Request, conn: ConnDep, link_serial: str | None, gtin: str | None, lot: str | None
+    request: Request,
+    conn: ConnDep,
+    link_serial: str | None,
+    gtin: str | None,
+    lot: str | None,
+    batch_id: str | None = None,
 ) -> Response:
-    facts = _facts(conn, link_serial, gtin, lot)
+    facts = _facts(conn, link_serial, gtin, lot, batch_id)
     if link_serial is not None:
         facts["serial"] = link_serial
         facts["scans"] = _count_scan(request, link_serial)
@@ -163,8 +168,16 @@ def _resolve(
     return JSONResponse(facts, headers={"Link": link_header})
 
 
-def _facts(conn: Connection, serial: str | None, gtin: str | None, lot: str | None) -> Any:
-    if serial is not None:
+def _facts(
+    conn: Connection,
+    serial: str | None,
+    gtin: str | None,
+    lot: str | None,
+    batch_id: str | None = None,
+) -> Any:
+    if batch_id is not None:
+        batch = _batch_row(conn, batch_id)
+    elif serial is not None:
         row = conn.execute(select(LABEL_SERIAL).where(LABEL_SERIAL.c.serial == serial)).first()
         if row is None:
             raise NotFound(
@@ -281,14 +294,24 @@ def _bad_link(request: Request, message: str) -> Response:
 
 
 def _answer(
-    request: Request, conn: ConnDep, serial: str | None, gtin: str | None, lot: str | None
+    request: Request,
+    conn: ConnDep,
+    serial: str | None,
+    gtin: str | None,
+    lot: str | None,
+    batch_id: str | None = None,
 ) -> Response:
     try:
-        return _resolve(request, conn, serial, gtin, lot)
+        return _resolve(request, conn, serial, gtin, lot, batch_id)
     except NotFound as exc:
         if wants_html(request):
             return error_page(request, 404, "unknown", exc.message, serial)
         raise
+
+
+@router.get("/b/{batch_id}", summary="A batch's page, with no label (lineage links open it)")
+def batch_page(batch_id: str, request: Request, conn: ConnDep) -> Response:
+    return _answer(request, conn, None, None, None, batch_id)
 
 
 @router.options("/01/{rest:path}", include_in_schema=False)
