@@ -169,14 +169,17 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
     ):
         assert kind in out
     for state in (
-        "(valid)",
-        "(revoked)",
-        "(expired)",
-        "(expiring)",
-        "(recalled)",
-        "(recalled upstream)",
+        "valid",
+        "revoked",
+        "expired",
+        "expiring",
+        "recalled",
+        "recalled upstream",
+        "copied",
+        "offline signed",
+        "unknown",
     ):
-        assert state in out
+        assert f"  {state}: http://" in out
     engine = create_engine(f"sqlite:///{env / 'd' / 'trace.db'}")
     with engine.connect() as conn:
         spirit = conn.execute(
@@ -321,3 +324,37 @@ def test_offline_labels_from_the_api_verify_against_the_bundle(
     assert tampered.json()["label_signature"] == "invalid"
     assert invoke("export", "--db", settings.database_url, "--out", "b.jsonl")[0] == 0
     assert invoke("verify-label", signed, "--bundle", "b.jsonl")[0] == 0
+
+
+def test_demo_prints_a_scan_url_for_every_page_state(env: Path) -> None:
+    from fastapi.testclient import TestClient
+    from test_scan_page import HTML, Page
+
+    from ocop_trace.app import create_app
+    from ocop_trace.settings import Settings
+
+    code, out, _ = invoke("demo", "--dir", "d")
+    assert code == 0
+    links = {
+        line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
+        for line in out.splitlines()
+        if ": http://127.0.0.1:8000/l/" in line
+    }
+    settings = Settings(
+        database_url=f"sqlite:///{env / 'd' / 'trace.db'}", key_dir=env / "d" / "keys"
+    )
+    client = TestClient(create_app(settings))
+
+    def page(state: str) -> Page:
+        path = links[state].removeprefix("http://127.0.0.1:8000")
+        return Page(client.get(path, headers=HTML).text)
+
+    assert page("valid").fields["status"] == "valid"
+    assert page("revoked").fields["status"] == "revoked"
+    assert page("expired").fields["status"] == "expired"
+    assert page("expiring").fields["status"] == "expiring"
+    assert page("recalled").fields["verdict"] == "recalled"
+    assert page("recalled upstream").fields["verdict"] == "recalled_upstream"
+    assert page("copied").fields["verdict-copied"] == "copied"
+    assert page("offline signed").fields["signature"] == "valid"
+    assert page("unknown").fields["verdict"] == "unknown"

@@ -492,11 +492,10 @@ def demo(
     out.print(f"bundle: {result.bundle}   logins: {result.credentials}")
     _print_report(result.report)
     root = root_key_id(settings)
-    out.print("\nOpen (after `ocop-trace serve`, which `make demo` starts):")
-    out.print(f"  {url}/docs                       the API, with a form for every route")
-    out.print(f"  {url}/api/v1/products            the ten demo products")
-    for state, batch_id in result.batches.items():
-        out.print(f"  {url}/api/v1/batches/{batch_id}   ({state.replace('_', ' ')})")
+    out.print("\nOpen (after `ocop-trace serve`, which `make demo` starts) — scan pages:")
+    for state, link in result.links.items():
+        out.print(f"  {state.replace('_', ' ')}: {link}")
+    out.print(f"  the API: {url}/docs   the ten products: {url}/api/v1/products")
     out.print("\nCheck it yourself:")
     out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")
     out.print(

@@ -47,7 +47,7 @@ class DemoResult:
     bundle: Path
     report: Report
     credentials: Path
-    batches: dict[str, str] = field(default_factory=dict)  # state -> batch id
+    links: dict[str, str] = field(default_factory=dict)  # page state -> scan URL
 
 
 def slug(text: str) -> str:
@@ -246,6 +246,44 @@ def _demo_users(service: TraceService, credentials: Path) -> None:
     credentials.chmod(0o600)
 
 
+def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
+    """One scan URL per page state: a label for each state's batch (issued once), the valid
+    one also signed for offline checking, one scanned like a copy, and one never issued."""
+    from ocop_trace.api.resolver import label_url
+    from ocop_trace.offline import sign_label_url
+    from ocop_trace.scans import COUNT, ScanCounter
+    from ocop_trace.service import LABEL_SERIAL
+
+    wanted = {**states, "copied": states["valid"].replace("-b1", "-b2")}
+    links: dict[str, str] = {}
+    for state, batch_id in wanted.items():
+        with service.engine.connect() as conn:
+            batch = conn.execute(select(BATCH).where(BATCH.c.id == batch_id)).one()
+            product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == batch.product_id)).one()
+            serial = conn.execute(
+                select(LABEL_SERIAL.c.serial)
+                .where(LABEL_SERIAL.c.batch_id == batch_id)
+                .order_by(LABEL_SERIAL.c.serial)
+            ).scalar()
+        if serial is None:
+            producer = Principal(None, "demo", "producer", batch.producer_id)
+            serial = service.issue_labels(producer, batch_id, batch.producer_id, 1)[1][0].canonical
+        links[state] = label_url(settings.public_url, product.gtin, batch.lot, serial)
+    links["offline_signed"] = sign_label_url(
+        links["valid"], service.producer_key(slug("HTX Tài Hoan"))
+    )
+    copied = links["copied"].rpartition("/")[2]
+    with service.engine.connect() as conn:
+        seen = conn.execute(select(COUNT.c.scans).where(COUNT.c.serial == copied)).scalar() or 0
+    if seen <= settings.copy_scan_threshold:
+        counter = ScanCounter(service.engine, settings.secret_key.get_secret_value())
+        for n in range(settings.copy_scan_threshold + 5):
+            counter.record(copied, f"198.51.{n}.20", "demo scanner")
+        counter.flush()
+    links["unknown"] = f"{settings.public_url.rstrip('/')}/l/0000000000000000"
+    return links
+
+
 def run_demo(settings: Settings) -> DemoResult:
     init_ledger(settings)
     service = open_service(settings)
@@ -253,6 +291,7 @@ def run_demo(settings: Settings) -> DemoResult:
     states = seed(service, ocop.today_in_vietnam())
     credentials = settings.key_dir.parent / "credentials.txt"
     _demo_users(service, credentials)
+    links = scan_links(service, settings, states)
     service.store.publish_checkpoint()
     bundle = settings.key_dir.parent / "demo-bundle.jsonl"
     export_bundle(service.store, bundle)
@@ -265,4 +304,4 @@ def run_demo(settings: Settings) -> DemoResult:
         origin=service.store.origin,
         extra_checks=lambda: check_projection(service.store),
     )
-    return DemoResult(settings, size - before, bundle, report, credentials, states)
+    return DemoResult(settings, size - before, bundle, report, credentials, links)
