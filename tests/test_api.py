@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import text
 from support import (
     BATCH,
+    CLI,
     EVENT,
     OTHER_PRODUCER,
     PASSWORD,
+    PRODUCER,
     PRODUCT,
     RATING,
     Api,
@@ -416,3 +419,32 @@ def test_a_sheet_that_does_not_fit_issues_nothing(api: Api) -> None:
     )
     assert custom.status_code == 201
     assert custom.content.startswith(b"%PDF")
+
+
+def test_the_running_app_signs_checkpoints_for_new_entries(tmp_path: Path) -> None:
+    import time
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 't.db'}",
+        key_dir=tmp_path / "k",
+        checkpoint_interval=0.2,
+    )
+    init_ledger(settings)
+    service = open_service(settings)
+    service.create_user(CLI, "council", PASSWORD, "council", "")
+    with TestClient(create_app(settings)) as client:  # runs the app's lifespan
+        token = client.post(
+            "/api/v1/auth/token", json={"username": "council", "password": PASSWORD}
+        ).json()["token"]
+        assert (
+            client.post(
+                "/api/v1/producers", json=PRODUCER, headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 201
+        )
+        size = service.store.size()
+        for _ in range(50):
+            if f"\n{size}\n" in client.get("/api/v1/checkpoint").text:
+                break
+            time.sleep(0.1)
+        assert f"\n{size}\n" in client.get("/api/v1/checkpoint").text

@@ -120,3 +120,12 @@ def test_store_verifies_end_to_end(kit: LedgerKit) -> None:
     assert report.entries == 33
     assert report.checkpoints == 2
     assert report.root == kit.store.root().hex()
+
+
+def test_checkpoint_if_behind_covers_the_tail(kit: LedgerKit) -> None:
+    assert kit.store.checkpoint_if_behind() is None  # the fixture published one already
+    kit.store.append(batch(kit, 2))
+    note = kit.store.checkpoint_if_behind()
+    assert note is not None
+    assert "\n5\n" in note
+    assert kit.store.checkpoint_if_behind() is None

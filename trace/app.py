@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,11 +18,29 @@ from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings
 
+log = logging.getLogger("ocop_trace")
+
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    app.state.scans.flush()  # buffered scan counts are written before the worker exits
+    task = asyncio.create_task(_checkpoints(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        app.state.scans.flush()  # buffered scan counts are written before the worker exits
+
+
+async def _checkpoints(app: FastAPI) -> None:
+    """Sign a checkpoint every few seconds while the ledger grows (DESIGN.md), so the scan
+    page's proofs never wait for the next append."""
+    store = app.state.service.store
+    while True:
+        await asyncio.sleep(app.state.settings.checkpoint_interval)
+        try:
+            await asyncio.to_thread(store.checkpoint_if_behind)
+        except Exception:  # a failed round is logged and retried on the next one
+            log.exception("publishing a checkpoint failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
