@@ -281,3 +281,16 @@ def test_offline_signed_label_and_lineage_links(api: Api) -> None:
     assert status == 200
     assert page.fields["input"] == "mien-2026-001"
     assert 'href="/b/mien-2026-001?lang=vi"' in answer.text
+
+
+def test_a_batch_row_edited_behind_the_ledger_is_not_shown_as_truth(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    _, page, _ = scan(api, path)
+    assert "verdict-mismatch" not in page.fields
+    with api.service.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE batch SET quantity = 999 WHERE id = 'mien-2026-001'"))
+    _, page, _ = scan(api, path)
+    assert page.fields["verdict-mismatch"] == "quantity"

@@ -48,6 +48,8 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "signature_valid": "Tem có chữ ký số của nhà sản xuất: hợp lệ.",
         "signature_invalid": "Chữ ký số trên tem KHÔNG hợp lệ: tem có thể bị làm giả.",
         "signature_unreadable": "Không đọc được chữ ký số trên tem.",
+        "mismatch": "Thông tin lô hàng trên trang này không khớp với bản ghi đã ký: "
+        "đừng tin vào trang này và báo cho cơ quan quản lý.",
         "report_title": "Báo nghi ngờ hàng giả",
         "report_note": "Bạn thấy điều gì bất thường?",
         "report_where": "Mua ở đâu (cửa hàng, chợ, trang web)?",
@@ -96,6 +98,8 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "signature_valid": "The label carries the producer's digital signature: valid.",
         "signature_invalid": "The label's digital signature is NOT valid: it may be forged.",
         "signature_unreadable": "The label's digital signature cannot be read.",
+        "mismatch": "The batch details here do not match the signed record: do not trust "
+        "this page, and tell the authorities.",
         "report_title": "Report a suspected fake",
         "report_note": "What looks wrong?",
         "report_where": "Where did you buy it (shop, market, website)?",

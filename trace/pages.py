@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 from functools import lru_cache
 from importlib.resources import files
@@ -20,6 +21,8 @@ from ledger.store import LedgerStore
 from ocop_trace import ocop
 from ocop_trace.i18n import TEXT, pick_language
 from ocop_trace.projection import EVENT
+
+log = logging.getLogger("ocop_trace")
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +95,9 @@ def _proof(store: LedgerStore, note: str, index: int) -> dict[str, Any]:
     data = store.entry(index)
     if data is None:
         raise LedgerError("the page's entry is missing from the ledger", found=index)
-    entry_hash = parse_entry(data).hash.hex()
+    entry = parse_entry(data)
+    entry_hash = entry.hash.hex()
+    body = entry.statement.body
     ledger_keys = [
         g for g in store.grants().values() if g.role == "ledger" and g.revoked_index is None
     ]
@@ -115,8 +120,29 @@ def _proof(store: LedgerStore, note: str, index: int) -> dict[str, Any]:
             "tree_size": size,
             "short_root": checkpoint.root_hash.hex()[:16],
             "proof_length": len(proof),
+            "body": body,
         }
-    return {"index": index, "short_hash": entry_hash[:16], "verified": False}
+    return {"index": index, "short_hash": entry_hash[:16], "verified": False, "body": body}
+
+
+# The batch fields the page shows, each compared with the signed statement before showing.
+_BATCH_FIELDS = (
+    "id",
+    "product_id",
+    "lot",
+    "produced_on",
+    "expires_on",
+    "quantity",
+    "unit",
+    "origin",
+)
+
+
+def _disagreements(batch: dict[str, Any], body: dict[str, Any]) -> list[str]:
+    """Shown batch fields that the batch.registered statement does not say."""
+    return [
+        f for f in _BATCH_FIELDS if batch.get(f) != body.get(f, None if f == "expires_on" else "")
+    ]
 
 
 def scan_page(
@@ -167,6 +193,10 @@ def scan_page(
     note = store.latest_checkpoint() or ""
     index = batch["entry_index"] if batch is not None else facts["product_entry_index"]
     producer_type = ocop.PRODUCER_TYPES[producer["type"]]
+    evidence = _proof(store, note, index)
+    mismatch = _disagreements(batch, evidence["body"]) if batch is not None else []
+    if mismatch:
+        log.error("projection disagrees with entry %s on %s", index, ", ".join(mismatch))
     template = environment().get_template("scan.html")
     return _with_form(
         request,
@@ -187,7 +217,8 @@ def scan_page(
             batch=batch,
             rating=rating_view,
             events=events,
-            evidence=_proof(store, note, index),
+            evidence=evidence,
+            mismatch=mismatch,
             scans=facts.get("scans"),
             label_signature=facts.get("label_signature"),
             demo=str(product.get("gtin", "")).startswith("DEMO")
