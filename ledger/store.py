@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,17 @@ def open_engine(url: str) -> Engine:
         parsed = make_url(url)
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        # A request may hold one connection while a helper takes a second; a pool that can
+        # run dry while every holder waits for another would deadlock. SQLite connections
+        # are cheap file handles, so that pool never runs dry; a PostgreSQL pool is sized
+        # above the number of threads an app worker runs (see ocop_trace.app).
         if parsed.get_backend_name() == "sqlite":
-            engine = create_engine(parsed, connect_args={"timeout": 60})
+            engine = create_engine(
+                parsed, connect_args={"timeout": 60}, pool_size=8, max_overflow=-1
+            )
             _configure_sqlite(engine)
             return engine
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=40)
     except ArgumentError:  # NoSuchModuleError (an unknown database kind) is one too
         raise LedgerError(
             "not a database URL this service can use",
@@ -155,9 +162,22 @@ class LedgerStore:
     def size(self) -> int:
         return self.head()[0]
 
-    def entry(self, index: int) -> bytes | None:
-        with self.engine.connect() as conn:
-            data = conn.execute(select(ENTRY.c.data).where(ENTRY.c.idx == index)).scalar()
+    @contextmanager
+    def reading(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """The caller's connection if it has one, else a pooled one for this read.
+
+        A request that already holds a connection passes it down: taking a second one from
+        the pool while holding the first can deadlock once every request does so at once.
+        """
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as own:
+            yield own
+
+    def entry(self, index: int, conn: Connection | None = None) -> bytes | None:
+        with self.reading(conn) as c:
+            data = c.execute(select(ENTRY.c.data).where(ENTRY.c.idx == index)).scalar()
         return bytes(data) if data is not None else None
 
     def entries(self, start: int = 0, page: int = 2000) -> Iterator[tuple[int, bytes]]:
@@ -193,16 +213,16 @@ class LedgerStore:
                 yield int(row.size), str(row.note)
             after_size = int(rows[-1].size)
 
-    def latest_checkpoint(self) -> str | None:
-        with self.engine.connect() as conn:
-            note = conn.execute(
+    def latest_checkpoint(self, conn: Connection | None = None) -> str | None:
+        with self.reading(conn) as c:
+            note = c.execute(
                 select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
             ).scalar()
         return str(note) if note is not None else None
 
-    def grants(self) -> dict[str, KeyGrant]:
-        with self.engine.connect() as conn:
-            return {g.key_id: g for g in _grants_where(conn, None)}
+    def grants(self, conn: Connection | None = None) -> dict[str, KeyGrant]:
+        with self.reading(conn) as c:
+            return {g.key_id: g for g in _grants_where(c, None)}
 
     def _node_getter(
         self, conn: Connection, wanted: Sequence[tuple[int, int]]
@@ -242,9 +262,11 @@ class LedgerStore:
             size = self._size_in(conn) if size is None else size
             return merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
 
-    def inclusion_proof(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
+    def inclusion_proof(
+        self, index: int, size: int | None = None, conn: Connection | None = None
+    ) -> tuple[int, list[bytes]]:
         """(tree size, audit path) for entry `index`, reading O(log n) nodes in one query."""
-        with self.engine.connect() as conn:
+        with self.reading(conn) as conn:
             size = self._size_in(conn) if size is None else size
             if not 0 <= index < size:
                 raise ProofError(

@@ -121,7 +121,13 @@ def sqlite_kit(tmp_path: Path) -> LedgerKit:
 # -- the HTTP API, on each database ------------------------------------------------------
 @pytest.fixture
 def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(database_url=db_url, key_dir=tmp_path / "keys", checkpoint_interval=3600)
+    # page_cache_seconds=0: every scan sees the ledger as it is (the lag has its own test).
+    settings = Settings(
+        database_url=db_url,
+        key_dir=tmp_path / "keys",
+        checkpoint_interval=3600,
+        page_cache_seconds=0,
+    )
     init_ledger(settings)
     service = open_service(settings)
     service.create_user(CLI, "council", PASSWORD, "council", "")

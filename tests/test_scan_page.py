@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from support import BATCH, PRODUCT, RATING, Api, issue_labels, issued_serials
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -292,5 +295,101 @@ def test_a_batch_row_edited_behind_the_ledger_is_not_shown_as_truth(api: Api) ->
         from sqlalchemy import text
 
         conn.execute(text("UPDATE batch SET quantity = 999 WHERE id = 'mien-2026-001'"))
+    # Pages are cached per state of the ledger, so the edit shows once the ledger moves on.
+    api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
     _, page, _ = scan(api, path)
-    assert page.fields["verdict-mismatch"] == "quantity"
+    assert page.fields["verdict-mismatch"] == "batch.quantity"
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            "UPDATE product SET name_vi = 'Miến giả' WHERE id = 'mien-dong-tai-hoan'",
+            "product.name_vi",
+        ),
+        ("UPDATE producer SET name = 'HTX khác' WHERE id = 'htx-tai-hoan'", "producer.name"),
+        (
+            "UPDATE producer SET current_commune = 'xã khác' WHERE id = 'htx-tai-hoan'",
+            "producer.address_current",
+        ),
+        ("UPDATE rating SET stars = 5, score_hundredths = 9900", "rating.score_hundredths"),
+        ("UPDATE rating SET certificate_no = 'FAKE-1'", "rating.certificate_no"),
+        ("UPDATE rating SET expires_on = '2099-01-01'", "rating.expires_on"),
+    ],
+)
+def test_product_producer_and_rating_rows_are_checked_against_their_entries(
+    api: Api, edit: str, named: str
+) -> None:
+    issue_labels(api, 1)
+    api.service.store.publish_checkpoint()
+    path = link(issued_serials(api)[0])
+    _, page, answer = scan(api, path)
+    assert "verdict-mismatch" not in page.fields
+    parts = {p.split('"')[0] for p in answer.text.split('data-entry="')[1:]}
+    assert parts == {"batch", "product", "producer", "rating"}
+    assert answer.text.count('data-proof="verified"') == 4
+    with api.service.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text(edit))
+    api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
+    _, page, _ = scan(api, path)
+    assert named in page.fields["verdict-mismatch"].split(",")
+
+
+def test_cached_pages_lag_the_ledger_by_at_most_the_configured_time(api: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    from ocop_trace.app import create_app
+
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    lagging = Api(
+        TestClient(create_app(api.settings.model_copy(update={"page_cache_seconds": 0.5}))),
+        api.service,
+        api.tokens,
+        api.settings,
+    )
+    _, page, _ = scan(lagging, path)
+    assert page.fields["verdict"] == "registered"
+    api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "nấm mốc"}, "producer")
+    # Within the lag the cached page may still be served; after it, never.
+    time.sleep(0.6)
+    _, page, _ = scan(lagging, path)
+    assert page.fields["verdict"] == "recalled"
+
+
+def test_cached_pages_still_count_each_scan_and_get_their_own_form_token(api: Api) -> None:
+    issue_labels(api, 2)
+    first, second = (link(s) for s in issued_serials(api))
+    tokens = set()
+    for path, serial in ((first, first[-16:]), (second, second[-16:]), (first, first[-16:])):
+        _, _, answer = scan(api, path)
+        form = Form(answer.text)
+        assert form.inputs["serial"] == serial
+        assert form.inputs["csrf"] == answer.cookies["ocop_csrf"]
+        tokens.add(form.inputs["csrf"])
+    assert len(tokens) == 3
+    assert len(api.client.app.state.pages._pages._items) == 1  # one page for the batch
+    facts = api.client.get(first, headers={"Accept": "application/json"}).json()
+    assert facts["scans"]["count"] == 3  # two page views and this one
+
+
+def test_the_pool_outlasts_every_worker_thread_holding_two_connections(api: Api) -> None:
+    # A request holds a connection and a helper may take a second: if the pool could run
+    # dry with every worker thread holding one, they would all wait for ever.
+    from ocop_trace.app import THREADS
+
+    engine = api.service.engine
+    wanted = THREADS + 8  # the app's worker threads, the background tasks' threads, spare
+    opened: list[Any] = []
+
+    def open_all() -> None:
+        opened.extend(engine.connect() for _ in range(wanted))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(open_all).result(timeout=20)
+    for conn in opened:
+        conn.close()
+    assert len(opened) == wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 LANGUAGES = ("vi", "en")
 
@@ -48,8 +49,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "signature_valid": "Tem có chữ ký số của nhà sản xuất: hợp lệ.",
         "signature_invalid": "Chữ ký số trên tem KHÔNG hợp lệ: tem có thể bị làm giả.",
         "signature_unreadable": "Không đọc được chữ ký số trên tem.",
-        "mismatch": "Thông tin lô hàng trên trang này không khớp với bản ghi đã ký: "
+        "mismatch": "Thông tin trên trang này không khớp với bản ghi đã ký: "
         "đừng tin vào trang này và báo cho cơ quan quản lý.",
+        "part_batch": "Lô hàng",
+        "part_product": "Sản phẩm",
+        "part_producer": "Chủ thể sản xuất",
+        "part_rating": "Xếp hạng OCOP",
         "report_title": "Báo nghi ngờ hàng giả",
         "report_note": "Bạn thấy điều gì bất thường?",
         "report_where": "Mua ở đâu (cửa hàng, chợ, trang web)?",
@@ -98,8 +103,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "signature_valid": "The label carries the producer's digital signature: valid.",
         "signature_invalid": "The label's digital signature is NOT valid: it may be forged.",
         "signature_unreadable": "The label's digital signature cannot be read.",
-        "mismatch": "The batch details here do not match the signed record: do not trust "
-        "this page, and tell the authorities.",
+        "mismatch": "The details on this page do not match the signed record: do not "
+        "trust this page, and tell the authorities.",
+        "part_batch": "Batch",
+        "part_product": "Product",
+        "part_producer": "Producer",
+        "part_rating": "OCOP rating",
         "report_title": "Report a suspected fake",
         "report_note": "What looks wrong?",
         "report_where": "Where did you buy it (shop, market, website)?",
@@ -110,6 +119,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
 }
 
 
+@lru_cache(maxsize=1024)
 def pick_language(query: str | None, accept_language: str | None) -> str:
     """`?lang=` wins, then the first supported language in Accept-Language, then Vietnamese."""
     if query in LANGUAGES:

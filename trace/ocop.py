@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 # Facts follow /work/shared/OCOP.md (public news, not the decision texts): correct them here.
@@ -554,3 +556,13 @@ VIETNAM_TIME = timezone(timedelta(hours=7))  # Indochina Time; Vietnam keeps no 
 def today_in_vietnam(now: datetime | None = None) -> date:
     """The calendar day in Vietnam, which certificate validity is counted in."""
     return (now or datetime.now(UTC)).astimezone(VIETNAM_TIME).date()
+
+
+def today_in_vietnam_cached() -> date:
+    """`today_in_vietnam`, worked out at most once per ten seconds: every scan asks."""
+    return _day_at(int(time.time()) // 10)
+
+
+@lru_cache(maxsize=2)
+def _day_at(ten_seconds: int) -> date:
+    return today_in_vietnam(datetime.fromtimestamp(ten_seconds * 10, UTC))

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from sqlalchemy import Connection, select
 
-from ledger import merkle
-from ledger.errors import LedgerError
-from ledger.note import NoteVerifier, note_key_id, open_checkpoint
-from ledger.statement import parse_entry
-from ledger.store import LedgerStore
 from ocop_trace import ocop
+from ocop_trace.evidence import Evidence
 from ocop_trace.i18n import TEXT, pick_language
 from ocop_trace.projection import EVENT
 
@@ -41,114 +40,133 @@ def language(request: Request) -> str:
     return pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
+HTML_TYPE = "text/html; charset=utf-8"
+
+
 def _common(lang: str) -> dict[str, Any]:
     return {"lang": lang, "t": TEXT[lang], "other_lang": "en" if lang == "vi" else "vi"}
 
 
-def _with_form(request: Request, render: Any, serial: str | None, status: int) -> HTMLResponse:
-    """Render with a fresh CSRF token for the report form, set in a cookie as well."""
+# Parts of a page that differ per scan are rendered as these markers and filled in by
+# `finish`, so the rest can be cached. Text from the ledger is escaped on the way in, so it
+# can never contain a marker.
+CSRF_HOLE = Markup("<!--@csrf-->")
+SERIAL_HOLE = Markup("<!--@serial-->")
+SCANS_HOLE = Markup("<!--@scans-->")
+_HOLES = re.compile("(<!--@(?:csrf|serial|scans)-->)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered page cut at its holes: encoded once, filled per scan by joining bytes."""
+
+    parts: tuple[bytes, ...]
+    holes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, html: str) -> Rendered:
+        pieces = _HOLES.split(html)
+        return cls(tuple(p.encode() for p in pieces[::2]), tuple(pieces[1::2]))
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        out = [self.parts[0]]
+        for hole, part in zip(self.holes, self.parts[1:], strict=True):
+            out.append(values[hole])
+            out.append(part)
+        return b"".join(out)
+
+
+def finish(
+    request: Request,
+    page: Rendered,
+    lang: str,
+    serial: str | None,
+    scans: dict[str, Any] | None,
+    status: int = 200,
+) -> Response:
+    """Fill in the per-scan parts: the report form's CSRF token (also set as a cookie), the
+    serial, and the copy warning."""
     from ocop_trace.reports import CSRF_COOKIE, csrf_token
 
-    token = csrf_token(request.app.state.settings.secret_key.get_secret_value())
-    response = HTMLResponse(render(token if serial else ""), status_code=status)
+    token = csrf_token(request.app.state.settings.secret_key.get_secret_value()) if serial else ""
+    warning = ""
+    if scans is not None and scans["may_be_copied"]:
+        warning = _copied_warning(lang, scans)
+    body = page.fill(
+        {
+            CSRF_HOLE: token.encode(),
+            SERIAL_HOLE: escape(serial or "").encode(),
+            SCANS_HOLE: warning.encode(),
+        }
+    )
+    headers = None
     if serial:
-        response.set_cookie(
-            CSRF_COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            max_age=3600,
-            secure=request.url.scheme == "https",
-        )
-    return response
+        # Written out rather than through set_cookie: the token is URL-safe text of our
+        # own, and this runs on every scan.
+        secure = "; Secure" if request.scope.get("scheme") == "https" else ""
+        headers = {
+            "Set-Cookie": f"{CSRF_COOKIE}={token}; HttpOnly; Max-Age=3600; Path=/; "
+            f"SameSite=strict{secure}"
+        }
+    return Response(body, status_code=status, headers=headers, media_type=HTML_TYPE)
+
+
+def _copied_warning(lang: str, scans: dict[str, Any]) -> str:
+    return _copied_html(lang, scans["count"], scans["networks"], scans["first_seen"][:10])
+
+
+@lru_cache(maxsize=1024)
+def _copied_html(lang: str, count: int, networks: int, first: str) -> str:
+    text = TEXT[lang]["copied"].format(count=count, networks=networks, first=first)
+    return f'<p class="verdict warn" data-verdict-copied="copied">{escape(text)}</p>'
 
 
 def error_page(
     request: Request, status: int, verdict: str, message: str, serial: str | None = None
-) -> HTMLResponse:
+) -> Response:
     lang = language(request)
     text = TEXT[lang]
     headline = text["verdict_unknown"] if status == 404 else text["verdict_bad"]
-    template = environment().get_template("error.html")
-    return _with_form(
-        request,
-        lambda csrf: template.render(
+    body = (
+        environment()
+        .get_template("error.html")
+        .render(
             **_common(lang),
             verdict=verdict,
             headline=headline,
             message=message,
-            csrf=csrf,
-            serial=serial or "",
-        ),
-        serial,
-        status,
+            csrf=CSRF_HOLE if serial else "",
+            serial=SERIAL_HOLE,
+        )
     )
+    return finish(request, Rendered.of(body), lang, serial, None, status)
 
 
-@lru_cache(maxsize=4096)
-def _proof(store: LedgerStore, note: str, index: int) -> dict[str, Any]:
-    """The inclusion proof of an entry in the latest signed checkpoint, checked here.
-
-    Cached per (checkpoint, entry): a page rests on a proof the server verified once for
-    that checkpoint, and a new checkpoint gets a new proof.
-    """
-    data = store.entry(index)
-    if data is None:
-        raise LedgerError("the page's entry is missing from the ledger", found=index)
-    entry = parse_entry(data)
-    entry_hash = entry.hash.hex()
-    body = entry.statement.body
-    ledger_keys = [
-        g for g in store.grants().values() if g.role == "ledger" and g.revoked_index is None
-    ]
-    for grant in ledger_keys:
-        public = bytes.fromhex(grant.key_id)
-        try:
-            checkpoint = open_checkpoint(
-                note, NoteVerifier(grant.name, note_key_id(grant.name, public), public)
-            )
-        except LedgerError:
-            continue
-        if index >= checkpoint.size:
-            break
-        size, proof = store.inclusion_proof(index, checkpoint.size)
-        merkle.verify_inclusion(merkle.leaf_hash(data), index, size, proof, checkpoint.root_hash)
-        return {
-            "index": index,
-            "short_hash": entry_hash[:16],
-            "verified": True,
-            "tree_size": size,
-            "short_root": checkpoint.root_hash.hex()[:16],
-            "proof_length": len(proof),
-            "body": body,
-        }
-    return {"index": index, "short_hash": entry_hash[:16], "verified": False, "body": body}
+def _evidence(
+    conn: Connection, evidence: Evidence, facts: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The entries behind what the page shows, proved against the latest checkpoint."""
+    product, producer, batch, rating = (
+        facts[k] for k in ("product", "producer", "batch", "rating")
+    )
+    shown = {}
+    if batch is not None:
+        shown["batch"] = (batch["entry_index"], batch)
+    shown["product"] = (facts["product_entry_index"], product)
+    shown["producer"] = (producer["entry_index"], producer)
+    if rating is not None:
+        shown["rating"] = (rating["id"], rating)
+    note = evidence.store.latest_checkpoint(conn) or ""
+    items, mismatch = evidence.for_page(conn, note, shown)
+    if mismatch:
+        log.error("the projection disagrees with the ledger on %s", ", ".join(mismatch))
+    return items, mismatch
 
 
-# The batch fields the page shows, each compared with the signed statement before showing.
-_BATCH_FIELDS = (
-    "id",
-    "product_id",
-    "lot",
-    "produced_on",
-    "expires_on",
-    "quantity",
-    "unit",
-    "origin",
-)
-
-
-def _disagreements(batch: dict[str, Any], body: dict[str, Any]) -> list[str]:
-    """Shown batch fields that the batch.registered statement does not say."""
-    return [
-        f for f in _BATCH_FIELDS if batch.get(f) != body.get(f, None if f == "expires_on" else "")
-    ]
-
-
-def scan_page(
-    request: Request, conn: Connection, store: LedgerStore, facts: dict[str, Any]
-) -> HTMLResponse:
-    lang = language(request)
+def render_scan_page(
+    conn: Connection, evidence: Evidence, facts: dict[str, Any], lang: str
+) -> Rendered:
+    """The scan page with its per-scan parts left as holes for `finish`."""
     product, producer, batch, rating = (
         facts["product"],
         facts["producer"],
@@ -190,19 +208,15 @@ def scan_page(
             "score": ocop.format_score(rating["score_hundredths"]),
             "valid_until": valid_until.isoformat(),
         }
-    note = store.latest_checkpoint() or ""
-    index = batch["entry_index"] if batch is not None else facts["product_entry_index"]
     producer_type = ocop.PRODUCER_TYPES[producer["type"]]
-    evidence = _proof(store, note, index)
-    mismatch = _disagreements(batch, evidence["body"]) if batch is not None else []
-    if mismatch:
-        log.error("projection disagrees with entry %s on %s", index, ", ".join(mismatch))
-    template = environment().get_template("scan.html")
-    return _with_form(
-        request,
-        lambda csrf: template.render(
-            csrf=csrf,
-            serial=facts.get("serial", ""),
+    entries, mismatch = _evidence(conn, evidence, facts)
+    html = (
+        environment()
+        .get_template("scan.html")
+        .render(
+            csrf=CSRF_HOLE,
+            serial=SERIAL_HOLE,
+            scans_warning=SCANS_HOLE,
             **_common(lang),
             product=product,
             product_name=product["name_vi"]
@@ -217,13 +231,11 @@ def scan_page(
             batch=batch,
             rating=rating_view,
             events=events,
-            evidence=evidence,
+            evidence=entries,
             mismatch=mismatch,
-            scans=facts.get("scans"),
             label_signature=facts.get("label_signature"),
             demo=str(product.get("gtin", "")).startswith("DEMO")
             or "DEMO" in (rating or {}).get("certificate_no", ""),
-        ),
-        facts.get("serial"),
-        200,
+        )
     )
+    return Rendered.of(html)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -49,16 +48,19 @@ router = APIRouter(tags=["reports"])
 def csrf_token(secret: str) -> str:
     """A random value and its HMAC: the form carries it, and so does a cookie."""
     nonce = secrets.token_urlsafe(18)
-    mac = hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{nonce}.{mac}"
+    return f"{nonce}.{_mac(secret, nonce)}"
+
+
+def _mac(secret: str, nonce: str) -> str:
+    # hmac.digest: the one-shot form, several times faster than hmac.new (every scan).
+    return hmac.digest(secret.encode(), nonce.encode(), "sha256").hex()[:32]
 
 
 def _csrf_ok(secret: str, cookie: str | None, field: str) -> bool:
     if not cookie or not hmac.compare_digest(cookie, field):
         return False
     nonce, _, mac = field.partition(".")
-    expected = hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
-    return hmac.compare_digest(mac, expected)
+    return hmac.compare_digest(mac, _mac(secret, nonce))
 
 
 class RateLimiter:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     copy_network_threshold: int = Field(
         default=5, ge=1, description="Distinct networks (per day) after which it warns too"
     )
+    page_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long a cached scan page may lag behind the ledger (0: never)",
+    )
+    page_cache_size: int = Field(
+        default=2048, ge=0, le=1_000_000, description="Rendered scan pages kept per worker"
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL printed in links and QR codes."
     )

@@ -23,7 +23,7 @@ from ocop_trace.service import TraceService
 T = TypeVar("T")
 
 
-def get_service(request: Request) -> TraceService:
+async def get_service(request: Request) -> TraceService:
     service: TraceService = request.app.state.service
     return service
 
@@ -39,15 +39,21 @@ def get_connection(service: ServiceDep) -> Iterator[Connection]:
 ConnDep = Annotated[Connection, Depends(get_connection)]
 
 
-def get_principal(request: Request, service: ServiceDep) -> Principal:
+async def get_principal(request: Request, service: ServiceDep) -> Principal:
+    # Async so that an anonymous request (every scan) costs no thread hop; a token is
+    # looked up in the database off the event loop.
     header = request.headers.get("authorization")
     if not header:
         return PUBLIC
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticated("use 'Authorization: Bearer <token>'")
+    return await run_in_threadpool(_principal_for, service, token.strip())
+
+
+def _principal_for(service: TraceService, token: str) -> Principal:
     with service.engine.connect() as conn:
-        return principal_for_token(conn, token.strip())
+        return principal_for_token(conn, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

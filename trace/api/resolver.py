@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
 
 from ocop_trace import labels, ocop
 from ocop_trace.api.batches import _batch_row, batch_public
 from ocop_trace.api.catalog import producer_public, rating_public
-from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep
+from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep, get_principal
 from ocop_trace.digital_link import DigitalLinkError, build_digital_link, parse_digital_link
 from ocop_trace.errors import InvalidInput, NotFound, error_body
 from ocop_trace.models import LabelIssue
 from ocop_trace.offline import LabelSignatureError, sign_label_url, verify_label_url
-from ocop_trace.pages import error_page, scan_page, wants_html
+from ocop_trace.pages import error_page, finish, language, render_scan_page, wants_html
 from ocop_trace.projection import PRODUCER, PRODUCT, RATING
+from ocop_trace.scan_cache import ScanPages
+from ocop_trace.scans import ScanCounter, ScanStats
 from ocop_trace.serials import SerialError, parse_canonical
 from ocop_trace.service import LABEL_SERIAL, require_role
 
 router = APIRouter(tags=["labels"])
+F = TypeVar("F", bound=Callable[..., Any])
+# The pages a scan opens: no router-level dependencies, because every one costs time on
+# the busiest path; each handler refuses a bad token itself (`_refuse_bad_token`).
+pages = APIRouter(tags=["labels"])
 LINK_TYPES = {
     "gs1:pip": "pip",
     "gs1:certificationInfo": "certificationInfo",
@@ -130,26 +139,39 @@ def well_known(request: Request) -> dict[str, Any]:
 
 def _resolve(
     request: Request,
-    conn: ConnDep,
+    conn: Connection,
     link_serial: str | None,
     gtin: str | None,
     lot: str | None,
     batch_id: str | None = None,
 ) -> Response:
+    cache: ScanPages = request.app.state.pages
+    # Read before the page is built, so a page is never filed under a newer generation
+    # than the data it shows.
+    generation = cache.generation()
+    if generation is None:
+        generation = cache.read_generation(conn)
     facts = _facts(conn, link_serial, gtin, lot, batch_id)
     if link_serial is not None:
         facts["serial"] = link_serial
-        facts["scans"] = _count_scan(request, link_serial)
+        facts["scans"] = _count_scan(request, conn, link_serial)
     if "s" in request.query_params:
-        facts["label_signature"] = _label_signature(request, facts["producer"]["id"])
+        facts["label_signature"] = _label_signature(request, conn, facts["producer"]["id"])
     if wants_html(request) and "linkType" not in request.query_params:
-        return scan_page(request, conn, request.app.state.service.store, facts)
+        lang = language(request)
+        body = render_scan_page(conn, request.app.state.evidence, facts, lang)
+        if _cacheable(request) and facts["batch"] is not None:
+            if link_serial is not None:
+                cache.remember(link_serial, facts["batch"]["id"])
+            key = cache.key(generation, facts["batch"]["id"], gtin, lot, lang, _today())
+            cache.keep(key, body)
+        return finish(request, body, lang, link_serial, facts.get("scans"))
     url = str(request.url.remove_query_params("linkType"))
     links = _links(request.app.state.settings.public_url, facts)
     link_header = f'<{url}?linkType=linkset>; rel="linkset"; type="{LINKSET}"'
     link_type = request.query_params.get("linkType")
     if link_type == "linkset" or LINKSET in request.headers.get("accept", ""):
-        body = {
+        linkset = {
             "linkset": [
                 {
                     "anchor": url,
@@ -157,7 +179,7 @@ def _resolve(
                 }
             ]
         }
-        return JSONResponse(body, media_type=LINKSET, headers={"Link": link_header})
+        return JSONResponse(linkset, media_type=LINKSET, headers={"Link": link_header})
     if link_type is not None:
         target = links.get(LINK_TYPES.get(link_type, ""))
         if target is None:
@@ -217,15 +239,20 @@ def _facts(
     return facts
 
 
-def _count_scan(request: Request, serial: str) -> dict[str, Any]:
-    scans = request.app.state.scans
+def _count_scan(request: Request, conn: Connection | None, serial: str) -> dict[str, Any]:
+    scans: ScanCounter = request.app.state.scans
     if request.method == "GET":
         scans.record(
             serial,
             request.client.host if request.client else None,
             request.headers.get("user-agent", ""),
         )
-    stats = scans.stats(serial)
+        if scans.overdue(2.0):  # the app's background task normally writes them
+            scans.flush(wait=False)
+    return _scan_view(request, scans.stats(serial, conn))
+
+
+def _scan_view(request: Request, stats: ScanStats) -> dict[str, Any]:
     settings = request.app.state.settings
     copied = (
         stats.scans > settings.copy_scan_threshold
@@ -239,8 +266,8 @@ def _count_scan(request: Request, serial: str) -> dict[str, Any]:
     }
 
 
-def _label_signature(request: Request, producer_id: str) -> str:
-    grants = request.app.state.service.store.grants().values()
+def _label_signature(request: Request, conn: Connection, producer_id: str) -> str:
+    grants = request.app.state.service.store.grants(conn).values()
     producer_keys = {
         g.key_id: bytes.fromhex(g.key_id)
         for g in grants
@@ -265,26 +292,57 @@ def _links(base: str, facts: dict[str, Any]) -> dict[str, str]:
     return links
 
 
-@router.api_route("/l/{serial}", methods=["GET", "HEAD"], summary="Resolve a short label link")
-def resolve_short(serial: str, request: Request, conn: ConnDep) -> Response:
+def _page_route(path: str, summary: str, name: str, description: str) -> Callable[[F], F]:
+    """GET and HEAD on a scan page. The path parameter is described for OpenAPI and read by
+    the handler itself: declared as an argument, FastAPI would validate it on every scan."""
+    extra = {
+        "parameters": [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": description,
+            }
+        ]
+    }
+
+    def register(handler: F) -> F:
+        pages.head(path, include_in_schema=False)(handler)
+        return pages.get(path, summary=summary, openapi_extra=extra)(handler)
+
+    return register
+
+
+@_page_route(
+    "/l/{serial}",
+    "Resolve a short label link",
+    "serial",
+    "The label's serial, 16 Crockford base-32 digits",
+)
+async def resolve_short(request: Request) -> Response:
+    serial: str = request.path_params["serial"]
+    await _refuse_bad_token(request)
     try:
         canonical = parse_canonical(serial).canonical
     except SerialError as exc:
         return _bad_link(request, str(exc))
-    return _answer(request, conn, canonical, None, None)
+    return await _answer(request, canonical, None, None)
 
 
-@router.api_route(
+@_page_route(
     "/01/{rest:path}",
-    methods=["GET", "HEAD"],
-    summary="Resolve a GS1 Digital Link printed on a label",
+    "Resolve a GS1 Digital Link printed on a label",
+    "rest",
+    "The rest of the link: GTIN, then /10/LOT/21/SERIAL",
 )
-def resolve_digital_link(rest: str, request: Request, conn: ConnDep) -> Response:
+async def resolve_digital_link(request: Request) -> Response:
+    await _refuse_bad_token(request)
     try:
         link = parse_digital_link(str(request.url))
     except DigitalLinkError as exc:
         return _bad_link(request, f"not a GS1 Digital Link we can read: {exc}")
-    return _answer(request, conn, link.serial, link.gtin, link.lot)
+    return await _answer(request, link.serial, link.gtin, link.lot)
 
 
 def _bad_link(request: Request, message: str) -> Response:
@@ -293,29 +351,100 @@ def _bad_link(request: Request, message: str) -> Response:
     return JSONResponse(error_body("bad_link", message), status_code=400)
 
 
-def _answer(
+async def _refuse_bad_token(request: Request) -> None:
+    """As on every other route: a bad or revoked token is refused, not taken as anonymous."""
+    if "authorization" in request.headers:
+        await get_principal(request, request.app.state.service)
+
+
+def _cacheable(request: Request) -> bool:
+    """A plain page view: no JSON, no link type, no offline signature to check."""
+    params = request.query_params
+    return (
+        request.method == "GET"
+        and wants_html(request)
+        and "linkType" not in params
+        and "s" not in params
+    )
+
+
+def _today() -> date:
+    return ocop.today_in_vietnam_cached()
+
+
+async def _answer(
     request: Request,
-    conn: ConnDep,
     serial: str | None,
     gtin: str | None,
     lot: str | None,
     batch_id: str | None = None,
 ) -> Response:
-    try:
-        return _resolve(request, conn, serial, gtin, lot, batch_id)
-    except NotFound as exc:
-        if wants_html(request):
-            return error_page(request, 404, "unknown", exc.message, serial)
-        raise
+    """A cached page when there is one (no database, no thread), else the full answer."""
+    if _cacheable(request):
+        cache: ScanPages = request.app.state.pages
+        generation = cache.generation()
+        if generation is None:
+            generation = await run_in_threadpool(cache.read_generation)
+        batch = batch_id if batch_id is not None else cache.batch_of(serial) if serial else None
+        lang = language(request)
+        body = (
+            cache.page(cache.key(generation, batch, gtin, lot, lang, _today()))
+            if batch is not None
+            else None
+        )
+        if body is not None:
+            scans = None
+            if serial is not None:
+                scans = await _count_scan_cached(request, serial)
+            return finish(request, body, lang, serial, scans)
+    return await run_in_threadpool(_answer_from_database, request, serial, gtin, lot, batch_id)
 
 
-@router.get("/b/{batch_id}", summary="A batch's page, with no label (lineage links open it)")
-def batch_page(batch_id: str, request: Request, conn: ConnDep) -> Response:
-    return _answer(request, conn, None, None, None, batch_id)
+async def _count_scan_cached(request: Request, serial: str) -> dict[str, Any]:
+    scans: ScanCounter = request.app.state.scans
+    scans.record(
+        serial,
+        request.client.host if request.client else None,
+        request.headers.get("user-agent", ""),
+    )
+    if scans.overdue(2.0):
+        await run_in_threadpool(scans.flush, wait=False)
+    stats = scans.cached_stats(serial)
+    if stats is None:
+        stats = await run_in_threadpool(scans.stats, serial)
+    return _scan_view(request, stats)
 
 
-@router.options("/01/{rest:path}", include_in_schema=False)
-@router.options("/l/{serial}", include_in_schema=False)
+def _answer_from_database(
+    request: Request,
+    serial: str | None,
+    gtin: str | None,
+    lot: str | None,
+    batch_id: str | None = None,
+) -> Response:
+    with request.app.state.service.engine.connect() as conn:
+        try:
+            return _resolve(request, conn, serial, gtin, lot, batch_id)
+        except NotFound as exc:
+            if wants_html(request):
+                return error_page(request, 404, "unknown", exc.message, serial)
+            raise
+
+
+@_page_route(
+    "/b/{batch_id}",
+    "A batch's page, with no label (lineage links open it)",
+    "batch_id",
+    "The batch's id",
+)
+async def batch_page(request: Request) -> Response:
+    batch_id: str = request.path_params["batch_id"]
+    await _refuse_bad_token(request)
+    return await _answer(request, None, None, None, batch_id)
+
+
+@pages.options("/01/{rest:path}", include_in_schema=False)
+@pages.options("/l/{serial}", include_in_schema=False)
 def resolver_options() -> Response:
     return Response(
         status_code=204,

@@ -1,0 +1,222 @@
+"""`make bench`, scan page: requests per second against a bare FastAPI endpoint, same run.
+
+Three servers run side by side, each `uvicorn --workers 2` with the same options: a bare
+FastAPI JSON endpoint (the baseline), the app on a 10,000-entry ledger and the app on a
+1,000,000-entry ledger. wrk (a C load generator, 32 connections) scans the ledgers' label
+URLs in turn, as a phone does (Accept: text/html). Rounds alternate between the servers and
+each figure is the median of its rounds, because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from scan_ledger import ensure_ledger, environment_of
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def record(name: str, measured: str, target: str, ok: bool | None) -> None:
+    met = "—" if ok is None else "yes" if ok else "NO"
+    ROWS.append((name, measured, target, met))
+    status = "INFO" if ok is None else "PASS" if ok else "FAIL"
+    print(f"{status}  {name}: {measured} (target {target})", flush=True)
+
+
+class Server:
+    def __init__(self, name: str, app: str, port: int, env: dict[str, str]) -> None:
+        self.name, self.port = name, port
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **env, "PYTHONPATH": str(HERE)},
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise SystemExit(f"{self.name} did not start on port {self.port}")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None) -> tuple[float, float, int]:
+    """(requests per second, p99 latency in ms, responses that were not 2xx/3xx)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*timeout (\d+)", out)
+    return rps, p99, (int(bad.group(1)) if bad else 0) + (int(errors.group(1)) if errors else 0)
+
+
+def lua_script(paths: list[str], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "scan.lua"
+    quoted = ",".join(f'"{p}"' for p in paths)
+    script.write_text(
+        f"paths = {{{quoted}}}\n"
+        "n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  return wrk.format("GET", paths[(n % #paths) + 1], {["Accept"] = "text/html"})\n'
+        "end\n"
+    )
+    return script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--cache", type=Path, default=REPO / ".bench")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("the scan-page benchmark needs wrk: apt-get install wrk")
+    print(f"ledgers under {args.cache} (built once, then reused)", flush=True)
+    small, small_paths = ensure_ledger(args.cache, args.small)
+    large, large_paths = ensure_ledger(args.cache, args.large)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        servers = {
+            "bare": Server("bare FastAPI", "bare_app:create_app", 8811, {}),
+            "small": Server(
+                "app, small ledger",
+                "ocop_trace.app:app_from_environment",
+                8812,
+                environment_of(small),
+            ),
+            "large": Server(
+                "app, large ledger",
+                "ocop_trace.app:app_from_environment",
+                8813,
+                environment_of(large),
+            ),
+        }
+        try:
+            run_rounds(args, servers, small_paths, large_paths, folder)
+        finally:
+            for server in servers.values():
+                server.stop()
+    print("\n| benchmark | measured | target | met |\n|---|---|---|---|")
+    for row in ROWS:
+        print("| " + " | ".join(row) + " |")
+    sys.exit(0 if all(row[3] != "NO" for row in ROWS) else 1)
+
+
+def run_rounds(
+    args: argparse.Namespace,
+    servers: dict[str, Server],
+    small_paths: list[str],
+    large_paths: list[str],
+    folder: Path,
+) -> None:
+    servers["bare"].wait_ready("/json")
+    servers["small"].wait_ready("/healthz")
+    servers["large"].wait_ready("/healthz")
+    scripts = {
+        "small": lua_script(small_paths, folder / "small"),
+        "large": lua_script(large_paths, folder / "large"),
+    }
+    # Warm-up: every label scanned at least once, so each worker has read the serials.
+    for name in ("small", "large"):
+        wrk(f"http://127.0.0.1:{servers[name].port}/", 3, args.connections, scripts[name])
+    wrk(f"http://127.0.0.1:{servers['bare'].port}/json", 2, args.connections, None)
+    results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in servers}
+    for round_no in range(1, args.rounds + 1):
+        for name, server in servers.items():
+            path = "/json" if name == "bare" else "/"
+            script = scripts.get(name)
+            measured = wrk(
+                f"http://127.0.0.1:{server.port}{path}", args.seconds, args.connections, script
+            )
+            results[name].append(measured)
+        bare, small, large = (results[k][-1] for k in ("bare", "small", "large"))
+        print(
+            f"  round {round_no}: bare {bare[0]:,.0f}/s, page {small[0]:,.0f}/s "
+            f"(p99 {small[1]:.1f} ms), page at {args.large:,} entries {large[0]:,.0f}/s "
+            f"(p99 {large[1]:.1f} ms)",
+            flush=True,
+        )
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[str, list[tuple[float, float, int]]]) -> None:
+    bare = [r[0] for r in results["bare"]]
+    small = [r[0] for r in results["small"]]
+    large = [r[0] for r in results["large"]]
+    ratios = [s / b for s, b in zip(small, bare, strict=True)]
+    ratio = statistics.median(ratios)
+    record(
+        f"scan page rps against a bare FastAPI JSON endpoint (2 workers each, "
+        f"{args.connections} connections, median of {args.rounds} rounds)",
+        f"{statistics.median(small):,.0f}/s against {statistics.median(bare):,.0f}/s = "
+        f"{ratio:.0%} (rounds: {', '.join(f'{r:.0%}' for r in ratios)})",
+        "≥ 50 %",
+        ratio >= 0.5,
+    )
+    p99 = statistics.median(r[1] for r in results["small"])
+    worst = max(r[1] for r in results["small"] + results["large"])
+    record(
+        f"scan page p99 latency, {args.connections} concurrent clients (median of rounds)",
+        f"{p99:.1f} ms at {args.small:,} entries (worst round of either ledger: {worst:.1f} ms)",
+        "≤ 50 ms",
+        p99 <= 50,
+    )
+    scale = [g / s for g, s in zip(large, small, strict=True)]
+    record(
+        f"scan page rps at {args.large:,} entries against {args.small:,} (same run)",
+        f"{statistics.median(large):,.0f}/s against {statistics.median(small):,.0f}/s = "
+        f"{statistics.median(scale):.0%} (rounds: {', '.join(f'{r:.0%}' for r in scale)})",
+        "≥ 90 % (no more than 10 % slower)",
+        statistics.median(scale) >= 0.9,
+    )
+    failed = sum(r[2] for k in ("small", "large") for r in results[k])
+    record("scan page answers that were not 200 or timed out", str(failed), "0", failed == 0)
+
+
+if __name__ == "__main__":
+    main()
