@@ -51,8 +51,9 @@ test: lint
 
 # Both scripts run; the target fails if either reports a figure below its target.
 bench: $(DEV_STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk || echo "install wrk for the scan-page benchmark"
 	$(BIN)/python tests/bench/run.py; a=$$?; $(BIN)/python tests/bench/labels_bench.py; b=$$?; \
-	exit $$((a | b))
+	$(BIN)/python tests/bench/scan_bench.py; c=$$?; exit $$((a | b | c))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.

@@ -393,3 +393,23 @@ def test_the_pool_outlasts_every_worker_thread_holding_two_connections(api: Api)
     for conn in opened:
         conn.close()
     assert len(opened) == wanted
+
+
+def test_the_report_limit_holds_across_server_processes(api: Api) -> None:
+    # Two app instances share nothing but the database, as two server workers do.
+    from fastapi.testclient import TestClient
+
+    from ocop_trace.app import create_app
+
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    other = Api(TestClient(create_app(api.settings)), api.service, api.tokens, api.settings)
+    sent = []
+    for n in range(6):
+        client = api if n % 2 else other
+        _, _, answer = scan(client, path)
+        form = Form(answer.text)
+        sent.append(client.client.post("/report", data=form.inputs).status_code)
+    assert sent == [201] * 5 + [429]
+    reports = api.client.get("/api/v1/reports", headers=api.as_("council")).json()
+    assert reports["total"] == 5
