@@ -19,7 +19,7 @@ from typing import Any
 from ledger.statement import Statement, sign_statement
 from ocop_trace.accounts import Principal
 from ocop_trace.demo import run_demo
-from ocop_trace.ledger_setup import open_service
+from ocop_trace.ledger_setup import init_ledger, open_service
 from ocop_trace.settings import Settings
 
 RECIPE = 1  # bump when the ledger this builds changes, so cached copies are rebuilt
@@ -54,6 +54,7 @@ def ensure_ledger(root: Path, entries: int) -> tuple[Path, list[str]]:
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved.get("recipe") == RECIPE and saved.get("entries") == entries:
+            init_ledger(bench_settings(folder))  # brings a kept ledger's schema up to date
             return folder, list(saved["paths"])
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
