@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     install_error_handlers(app)
     # The scan pages first: they are most of the traffic, and routes are matched in order.
-    app.include_router(resolver.pages)
+    resolver.add_pages(app)
     # A bad or revoked token is refused on every route, public ones included, so a script
     # never mistakes an expired token for anonymous access (the pages check it themselves).
     for router in (

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
@@ -30,9 +30,10 @@ from ocop_trace.service import LABEL_SERIAL, require_role
 
 router = APIRouter(tags=["labels"])
 F = TypeVar("F", bound=Callable[..., Any])
-# The pages a scan opens: no router-level dependencies, because every one costs time on
-# the busiest path; each handler refuses a bad token itself (`_refuse_bad_token`).
-pages = APIRouter(tags=["labels"])
+# The pages a scan opens, added to the app itself by `add_pages` (a route of an included
+# router costs more to find) and without dependencies, because every one costs time on the
+# busiest path; each handler refuses a bad token itself (`_refuse_bad_token`).
+_PAGES: list[tuple[str, str, dict[str, Any], Callable[..., Any]]] = []
 LINK_TYPES = {
     "gs1:pip": "pip",
     "gs1:certificationInfo": "certificationInfo",
@@ -308,10 +309,21 @@ def _page_route(path: str, summary: str, name: str, description: str) -> Callabl
     }
 
     def register(handler: F) -> F:
-        pages.head(path, include_in_schema=False)(handler)
-        return pages.get(path, summary=summary, openapi_extra=extra)(handler)
+        _PAGES.append((path, summary, extra, handler))
+        return handler
 
     return register
+
+
+def add_pages(app: FastAPI) -> None:
+    """Put the scan pages on the app, first, since they are most of its traffic."""
+    for path, summary, extra, handler in _PAGES:
+        app.add_api_route(
+            path, handler, methods=["GET"], summary=summary, openapi_extra=extra, tags=["labels"]
+        )
+        app.add_api_route(path, handler, methods=["HEAD"], include_in_schema=False)
+        if not path.startswith("/b/"):
+            app.add_api_route(path, _resolver_options, methods=["OPTIONS"], include_in_schema=False)
 
 
 @_page_route(
@@ -443,9 +455,7 @@ async def batch_page(request: Request) -> Response:
     return await _answer(request, None, None, None, batch_id)
 
 
-@pages.options("/01/{rest:path}", include_in_schema=False)
-@pages.options("/l/{serial}", include_in_schema=False)
-def resolver_options() -> Response:
+async def _resolver_options() -> Response:
     return Response(
         status_code=204,
         headers={
