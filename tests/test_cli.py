@@ -331,6 +331,7 @@ def test_demo_prints_a_scan_url_for_every_page_state(env: Path) -> None:
     from test_scan_page import HTML, Page
 
     from ocop_trace.app import create_app
+    from ocop_trace.i18n import TEXT
     from ocop_trace.settings import Settings
 
     code, out, _ = invoke("demo", "--dir", "d")
@@ -345,16 +346,32 @@ def test_demo_prints_a_scan_url_for_every_page_state(env: Path) -> None:
     )
     client = TestClient(create_app(settings))
 
-    def page(state: str) -> Page:
+    def page(state: str, lang: str) -> Page:
         path = links[state].removeprefix("http://127.0.0.1:8000")
-        return Page(client.get(path, headers=HTML).text)
+        opened = Page(
+            client.get(f"{path}{'&' if '?' in path else '?'}lang={lang}", headers=HTML).text
+        )
+        assert opened.lang == lang
+        return opened
 
-    assert page("valid").fields["status"] == "valid"
-    assert page("revoked").fields["status"] == "revoked"
-    assert page("expired").fields["status"] == "expired"
-    assert page("expiring").fields["status"] == "expiring"
-    assert page("recalled").fields["verdict"] == "recalled"
-    assert page("recalled upstream").fields["verdict"] == "recalled_upstream"
-    assert page("copied").fields["verdict-copied"] == "copied"
-    assert page("offline signed").fields["signature"] == "valid"
-    assert page("unknown").fields["verdict"] == "unknown"
+    for lang in ("vi", "en"):
+        text = TEXT[lang]
+        for status in ("valid", "revoked", "expired", "expiring"):
+            opened = page(status, lang)
+            assert opened.fields["status"] == status
+            assert text[f"status_{status}"] in opened.all_text
+        opened = page("recalled", lang)
+        assert opened.fields["verdict"] == "recalled"
+        assert text["verdict_recalled"] in opened.all_text
+        opened = page("recalled upstream", lang)
+        assert opened.fields["verdict"] == "recalled_upstream"
+        assert text["verdict_upstream"] in opened.all_text
+        opened = page("copied", lang)
+        assert opened.fields["verdict-copied"] == "copied"
+        assert text["copied"].split("{")[0].strip() in opened.all_text
+        opened = page("offline signed", lang)
+        assert opened.fields["signature"] == "valid"
+        assert text["signature_valid"] in opened.all_text
+        opened = page("unknown", lang)
+        assert opened.fields["verdict"] == "unknown"
+        assert text["verdict_unknown"] in opened.all_text
