@@ -21,8 +21,9 @@ from typing import Any, Protocol
 from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
 from ledger.errors import LedgerError, NoteError
+from ledger.fastpath import Facts, prepare, signed
 from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_checkpoint
-from ledger.statement import GENESIS_PREV_HASH, Entry, Statement, parse_entry
+from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 1024
 TRUSTED = "trusted checkpoint"
@@ -111,47 +112,42 @@ class _Stop(Exception):
         self.failure = failure
 
 
-# A worker's verdict on one entry: facts the sequential checks need, or a failure.
-Facts = tuple[int, str, bytes, bytes, str, str, dict[str, Any] | None]
-
-
 def check_entries(work: list[tuple[int, bytes]] | EntryBatch) -> list[Facts | Failure]:
     """Everything about these entries that does not depend on earlier ones.
 
     Two passes, parsing all entries and then checking all signatures, because alternating
     the JSON code and OpenSSL's Ed25519 code on every entry evicts each from the CPU caches.
+    An entry the fast path does not settle is checked again by parse_entry, which names
+    the failure.
     """
     records = work if isinstance(work, list) else work.load()
-    parsed: list[tuple[int, bytes, Entry | Failure]] = []
-    for position, data in records:
-        try:
-            parsed.append((position, data, parse_entry(data)))
-        except LedgerError as exc:
-            parsed.append((position, data, _failure(position, exc)))
+    prepared = [(position, data, prepare(data)) for position, data in records]
     out: list[Facts | Failure] = []
-    for position, data, entry in parsed:
-        if isinstance(entry, Failure):
-            out.append(entry)
-            continue
-        st = entry.statement
-        try:
-            st.verify(entry.signing_input())
-        except LedgerError as exc:
-            out.append(_failure(position, exc))
-            continue
-        body = st.body if st.kind in (KEY_REGISTERED, KEY_REVOKED) else None
-        out.append(
-            (
-                entry.index,
-                entry.prev_hash,
-                hashlib.sha256(data).digest(),
-                merkle.leaf_hash(data),
-                st.key_id,
-                st.kind,
-                body,
-            )
-        )
+    for position, data, ready in prepared:
+        if ready is not None and signed(ready):
+            out.append(ready[0])
+        else:
+            out.append(_check_slowly(position, data))
     return out
+
+
+def _check_slowly(position: int, data: bytes) -> Facts | Failure:
+    try:
+        entry = parse_entry(data)
+        st = entry.statement
+        st.verify(entry.signing_input())
+    except LedgerError as exc:
+        return _failure(position, exc)
+    body = st.body if st.kind in (KEY_REGISTERED, KEY_REVOKED) else None
+    return (
+        entry.index,
+        entry.prev_hash,
+        hashlib.sha256(data).digest(),
+        merkle.leaf_hash(data),
+        st.key_id,
+        st.kind,
+        body,
+    )
 
 
 def _failure(position: int, exc: LedgerError) -> Failure:
