@@ -25,8 +25,10 @@ from ledger.statement import (
     TIME_PATTERN,
 )
 
-# A worker's verdict on one entry: the facts the sequential checks need.
-Facts = tuple[int, str, bytes, bytes, str, str, dict[str, Any] | None]
+# A worker's verdict on one entry, the facts the sequential checks need: index, prev_hash,
+# the entry's hash in hex, its Merkle leaf hash, key_id, kind, and the body of a key
+# registration or revocation.
+Facts = tuple[int, str, str, bytes, str, str, dict[str, Any] | None]
 # What the signature pass needs: the facts to report, then key, signature and message.
 Ready = tuple[Facts, Ed25519PublicKey, bytes, bytes]
 
@@ -52,7 +54,8 @@ _FIELDS = re.compile(
 _SIG_TAIL = 8 + 88 + 2 + 1
 _STATEMENT_AT = b',"statement":'
 _ROOT_KINDS = (KEY_REGISTERED, KEY_REVOKED)
-_KEYS: dict[str, Ed25519PublicKey] = {}
+_KEYS: dict[str, tuple[str, Ed25519PublicKey]] = {}
+_KINDS: dict[str, str] = {}
 _sha256 = hashlib.sha256
 _fromisoformat = datetime.fromisoformat
 
@@ -98,14 +101,18 @@ def prepare(data: bytes) -> Ready | None:
         return None
     if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) != data:
         return None
-    public = _KEYS.get(key_id) or _load_key(key_id)
-    if public is None:
+    known = _KEYS.get(key_id) or _load_key(key_id)
+    if known is None:
         return None
+    # One string object per key and kind: pickling a worker's results then writes each
+    # once, and the main process hashes each once.
+    key_id, public = known
+    kind = _KINDS.get(kind) or _share(kind)
     message = STATEMENT_DOMAIN + data[data.index(_STATEMENT_AT) + 13 : -_SIG_TAIL] + b"}"
     facts = (
         index,
         prev,
-        _sha256(data).digest(),
+        _sha256(data).hexdigest(),
         _sha256(b"\x00" + data).digest(),
         key_id,
         kind,
@@ -114,15 +121,24 @@ def prepare(data: bytes) -> Ready | None:
     return facts, public, binascii.a2b_base64(sig), message
 
 
-def _load_key(key_id: str) -> Ed25519PublicKey | None:
+# A ledger has few keys and kinds; a hostile one with many only costs a lookup each.
+_CACHED = 4096
+
+
+def _load_key(key_id: str) -> tuple[str, Ed25519PublicKey] | None:
     try:
-        public = keys.public_key(keys.public_key_from_id(key_id))
+        known = key_id, keys.public_key(keys.public_key_from_id(key_id))
     except (LedgerError, ValueError):
         return None
-    # A ledger has few keys; a hostile one with many only costs a key load each.
-    if len(_KEYS) < 4096:
-        _KEYS[key_id] = public
-    return public
+    if len(_KEYS) < _CACHED:
+        _KEYS[key_id] = known
+    return known
+
+
+def _share(kind: str) -> str:
+    if len(_KINDS) < _CACHED:
+        _KINDS[kind] = kind
+    return kind
 
 
 def signed(ready: Ready) -> bool:

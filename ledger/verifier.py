@@ -142,7 +142,7 @@ def _check_slowly(position: int, data: bytes) -> Facts | Failure:
     return (
         entry.index,
         entry.prev_hash,
-        hashlib.sha256(data).digest(),
+        hashlib.sha256(data).hexdigest(),
         merkle.leaf_hash(data),
         st.key_id,
         st.kind,
@@ -175,10 +175,31 @@ class _Walker:
             record = CheckpointRecord(trusted, TRUSTED)
             self.pending.append((self._parse(record), record))
 
-    def entry(self, facts: Facts | Failure) -> None:
-        if isinstance(facts, Failure):
-            raise _Stop(facts)
-        index, prev_hash, entry_hash, leaf, key_id, kind, body = facts
+    def entries(self, results: list[Facts | Failure]) -> None:
+        """The sequential checks of each entry a worker checked, in ledger order."""
+        # Hoisted for the loop every entry takes: the registry updates `grants` in place, and
+        # `pending` is replaced only by checkpoint(), between batches.
+        tree, kinds, pending = self.tree, self.kinds, self.pending
+        grants = self.registry.grants
+        for facts in results:
+            if isinstance(facts, Failure):
+                raise _Stop(facts)
+            index, prev_hash, entry_hash, leaf, key_id, kind, body = facts
+            if index != tree.size or prev_hash != self.prev_hash:
+                self._check_link(index, prev_hash)
+            grant = grants.get(key_id) if body is None else None
+            # The common case, a registered unrevoked key signing a kind it holds, is
+            # settled by one lookup; anything else takes the full check, which words the
+            # failure.
+            if grant is None or grant.revoked_index is not None or kind not in grant.kinds:
+                self._check_authority(index, key_id, kind, body)
+            tree.append(leaf)
+            self.prev_hash = entry_hash
+            kinds[kind] += 1
+            if pending and pending[0][0].size == tree.size:
+                self._settle()
+
+    def _check_link(self, index: int, prev_hash: str) -> None:
         expected = self.tree.size
         if index != expected:
             raise _Stop(
@@ -196,16 +217,6 @@ class _Walker:
                     prev_hash,
                 )
             )
-        grant = self.registry.grants.get(key_id) if body is None else None
-        # The common case, a registered unrevoked key signing a kind it holds, is settled
-        # by one lookup; anything else takes the full check, which words the failure.
-        if grant is None or grant.revoked_index is not None or kind not in grant.kinds:
-            self._check_authority(index, key_id, kind, body)
-        self.tree.append(leaf)
-        self.prev_hash = entry_hash.hex()
-        self.kinds[kind] += 1
-        if self.pending and self.pending[0][0].size == self.tree.size:
-            self._settle()
 
     def _check_authority(
         self, index: int, key_id: str, kind: str, body: dict[str, Any] | None
@@ -412,8 +423,7 @@ def verify(
     try:
         walker = _Walker(root_key_id, trusted_checkpoint, origin)
         for results in _checked(records, walker, workers):
-            for item in results:
-                walker.entry(item)
+            walker.entries(results)
             if on_progress is not None:
                 on_progress(walker.tree.size)
         walker.finish(expected_size)
