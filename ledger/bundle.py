@@ -137,8 +137,9 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
 
 
 BLOCK_BYTES = 1 << 20
-NEWLINE = b"\n"
 _CHECKPOINT_LINE = b'\n{"checkpoint":'
+_ENTRY_START = b'{"index":'
+_ENTRY_LINE = b'\n{"index":'
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +156,18 @@ class BundleSlice:
     def load(self) -> list[tuple[int, bytes]]:
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
-            lines = handle.read(self.length).split(b"\n")[:-1]
-        for number, line in enumerate(lines, start=self.first_line):
-            if not line.startswith(b'{"index":'):
-                raise BundleError(
-                    f"{self.path}:{number}: neither an entry nor a checkpoint",
-                    expected='{"index":… or {"checkpoint":…',
-                    found=line[:40],
-                )
+            chunk = handle.read(self.length)
+        lines = chunk.split(b"\n")[:-1]
+        # Every line starts an entry when the count of entry starts says so; only otherwise
+        # is each line looked at, to name the first that does not.
+        if not chunk.startswith(_ENTRY_START) or chunk.count(_ENTRY_LINE) != len(lines) - 1:
+            for number, line in enumerate(lines, start=self.first_line):
+                if not line.startswith(_ENTRY_START):
+                    raise BundleError(
+                        f"{self.path}:{number}: neither an entry nor a checkpoint",
+                        expected='{"index":… or {"checkpoint":…',
+                        found=line[:40],
+                    )
         return list(enumerate(lines, start=self.first_position))
 
 
@@ -184,59 +189,56 @@ def read_records(path: Path) -> Iterator[Record]:
     with handle:
         _parse_header(path, handle.readline(MAX_LINE_BYTES + 1))
         offset, position, line = handle.tell(), 0, 2
-        pending = b""
+        pending = 0  # bytes after the last newline, read again with the next block
         while True:
-            block = handle.read(BLOCK_BYTES)
-            data = pending + block
+            # Re-reading the unfinished line from the file is cheaper than concatenating
+            # it to each block; string methods then take bounds instead of slices.
+            handle.seek(offset)
+            data = handle.read(pending + BLOCK_BYTES)
             if not data:
                 return
+            at_end = len(data) == pending
             cut = data.rfind(b"\n") + 1
             if cut == 0:
-                if not block or len(data) > MAX_LINE_BYTES:
+                if at_end or len(data) > MAX_LINE_BYTES:
                     reason = (
-                        "the file is cut off in the middle of a line"
-                        if not block
-                        else "line too long"
+                        "the file is cut off in the middle of a line" if at_end else "line too long"
                     )
                     raise BundleError(
                         f"{path}:{line}: {reason}",
                         expected="lines ending in a newline",
                         found=data[-40:],
                     )
-                pending = data
+                pending = len(data)
                 continue
-            if not block and cut != len(data):
-                raise BundleError(
-                    f"{path}:{line + data.count(NEWLINE)}: the file is cut off in "
-                    "the middle of a line",
-                    expected="a line ending in a newline",
-                    found=data[cut:][-40:],
-                )
-            whole, pending = data[:cut], data[cut:]
-            for item in _split(path, whole, offset, position, line):
+            for item in _split(path, data, cut, offset, position, line):
                 yield item
                 if isinstance(item, BundleSlice):
-                    position = item.first_position + item.count
-            line += whole.count(b"\n")
+                    position, line = item.first_position + item.count, item.first_line + item.count
+                else:
+                    line += 1
             offset += cut
+            pending = len(data) - cut
 
 
-def _split(path: Path, whole: bytes, offset: int, position: int, line: int) -> Iterator[Record]:
-    """Entry runs and checkpoint lines of a block of whole lines, in order."""
+def _split(
+    path: Path, data: bytes, end: int, offset: int, position: int, line: int
+) -> Iterator[Record]:
+    """Entry runs and checkpoint lines of the whole lines in data[:end], in order."""
     start = 0
-    while start < len(whole):
-        if whole.startswith(b'{"checkpoint":', start):
-            end = whole.index(b"\n", start)
+    while start < end:
+        if data.startswith(b'{"checkpoint":', start, end):
+            stop = data.index(b"\n", start, end)
             yield CheckpointRecord(
-                _checkpoint_note(f"{path}:{line}", whole[start:end]), f"checkpoint at line {line}"
+                _checkpoint_note(f"{path}:{line}", data[start:stop]), f"checkpoint at line {line}"
             )
-            start, line = end + 1, line + 1
+            start, line = stop + 1, line + 1
             continue
-        found = whole.find(_CHECKPOINT_LINE, start)
-        end = len(whole) if found < 0 else found + 1
-        count = whole.count(b"\n", start, end)
-        yield BundleSlice(str(path), offset + start, end - start, position, line, count)
-        start, position, line = end, position + count, line + count
+        found = data.find(_CHECKPOINT_LINE, start, end)
+        stop = end if found < 0 else found + 1
+        count = data.count(b"\n", start, stop)
+        yield BundleSlice(str(path), offset + start, stop - start, position, line, count)
+        start, position, line = stop, position + count, line + count
 
 
 def _checkpoint_note(where: str, body: bytes) -> str:

@@ -63,6 +63,41 @@ def validate(value: Any, path: str = "$", depth: int = 0) -> None:
             validate(item, _child(path, key), depth + 1)
 
 
+def is_plain(value: Any, depth: int = 0) -> bool:
+    """True exactly when `validate` accepts `value`, for a value orjson parsed (exact types,
+    string keys), without building error paths; the verifier runs it on every entry."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= MAX_STRING_CHARS
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        names = "".join(value)
+        if not (names.isascii() and names.isprintable()) or "" in value:
+            return False
+        # Only when the keys together exceed the limit can one of them.
+        if len(names) > MAX_KEY_CHARS and max(map(len, value)) > MAX_KEY_CHARS:
+            return False
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if len(item) > MAX_STRING_CHARS:
+                return False
+        elif item_kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif not is_plain(item, depth + 1):
+            return False
+    return True
+
+
 def _child(path: str, key: object) -> str:
     return f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
 
@@ -195,7 +230,8 @@ def parse_canonical(data: bytes) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise EncodingError("not valid JSON", expected="JSON text", found=str(exc)[:200]) from None
-    validate(value)
+    if not is_plain(value):
+        validate(value)  # raises, naming the path
     expected = _encode(value)
     if expected != data:
         position = next(

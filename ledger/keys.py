@@ -72,6 +72,11 @@ def _public_key(public: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(public)
 
 
+def public_key(public: bytes) -> Ed25519PublicKey:
+    """The loaded key for raw public key bytes (cached); a malformed key raises KeyFormatError."""
+    return _public_key(bytes(public))
+
+
 def verify_signature(public: bytes, signature: bytes, message: bytes) -> bool:
     """True iff `signature` is valid; a malformed public key raises KeyFormatError."""
     key = _public_key(bytes(public))

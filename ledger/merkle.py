@@ -293,7 +293,15 @@ class CompactRange:
         return self._size
 
     def append(self, leaf_hash: bytes) -> None:
-        self.append_with_nodes(leaf_hash)
+        """append_with_nodes without the list of nodes: the verifier appends every entry."""
+        if len(leaf_hash) != HASH_SIZE:
+            _check_hash(leaf_hash, "leaf hash")
+        index, current, frontier = self._size, leaf_hash, self._frontier
+        while index & 1:
+            current = _sha256(_NODE_PREFIX + frontier.pop() + current).digest()
+            index >>= 1
+        frontier.append(current)
+        self._size += 1
 
     def append_with_nodes(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
         """Append one leaf hash; return every (level, index, hash) node it completes."""

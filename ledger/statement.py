@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -165,7 +164,7 @@ def _check_shape(value: Any, *, require_sig: bool = True) -> None:
         sig = value["sig"]
         try:
             raw = base64.b64decode(sig, validate=True) if type(sig) is str else b""
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character
             raw = b""
         if len(raw) != 64 or base64.b64encode(raw).decode("ascii") != sig:
             raise EncodingError(

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
 from ledger.errors import LedgerError, NoteError
+from ledger.fastpath import Facts, prepare, signed
 from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_checkpoint
-from ledger.statement import GENESIS_PREV_HASH, Entry, Statement, parse_entry
+from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 1024
 TRUSTED = "trusted checkpoint"
@@ -111,47 +112,42 @@ class _Stop(Exception):
         self.failure = failure
 
 
-# A worker's verdict on one entry: facts the sequential checks need, or a failure.
-Facts = tuple[int, str, bytes, bytes, str, str, dict[str, Any] | None]
-
-
 def check_entries(work: list[tuple[int, bytes]] | EntryBatch) -> list[Facts | Failure]:
     """Everything about these entries that does not depend on earlier ones.
 
     Two passes, parsing all entries and then checking all signatures, because alternating
     the JSON code and OpenSSL's Ed25519 code on every entry evicts each from the CPU caches.
+    An entry the fast path does not settle is checked again by parse_entry, which names
+    the failure.
     """
     records = work if isinstance(work, list) else work.load()
-    parsed: list[tuple[int, bytes, Entry | Failure]] = []
-    for position, data in records:
-        try:
-            parsed.append((position, data, parse_entry(data)))
-        except LedgerError as exc:
-            parsed.append((position, data, _failure(position, exc)))
+    prepared = [(position, data, prepare(data)) for position, data in records]
     out: list[Facts | Failure] = []
-    for position, data, entry in parsed:
-        if isinstance(entry, Failure):
-            out.append(entry)
-            continue
-        st = entry.statement
-        try:
-            st.verify(entry.signing_input())
-        except LedgerError as exc:
-            out.append(_failure(position, exc))
-            continue
-        body = st.body if st.kind in (KEY_REGISTERED, KEY_REVOKED) else None
-        out.append(
-            (
-                entry.index,
-                entry.prev_hash,
-                hashlib.sha256(data).digest(),
-                merkle.leaf_hash(data),
-                st.key_id,
-                st.kind,
-                body,
-            )
-        )
+    for position, data, ready in prepared:
+        if ready is not None and signed(ready):
+            out.append(ready[0])
+        else:
+            out.append(_check_slowly(position, data))
     return out
+
+
+def _check_slowly(position: int, data: bytes) -> Facts | Failure:
+    try:
+        entry = parse_entry(data)
+        st = entry.statement
+        st.verify(entry.signing_input())
+    except LedgerError as exc:
+        return _failure(position, exc)
+    body = st.body if st.kind in (KEY_REGISTERED, KEY_REVOKED) else None
+    return (
+        entry.index,
+        entry.prev_hash,
+        hashlib.sha256(data).hexdigest(),
+        merkle.leaf_hash(data),
+        st.key_id,
+        st.kind,
+        body,
+    )
 
 
 def _failure(position: int, exc: LedgerError) -> Failure:
@@ -179,10 +175,31 @@ class _Walker:
             record = CheckpointRecord(trusted, TRUSTED)
             self.pending.append((self._parse(record), record))
 
-    def entry(self, facts: Facts | Failure) -> None:
-        if isinstance(facts, Failure):
-            raise _Stop(facts)
-        index, prev_hash, entry_hash, leaf, key_id, kind, body = facts
+    def entries(self, results: list[Facts | Failure]) -> None:
+        """The sequential checks of each entry a worker checked, in ledger order."""
+        # Hoisted for the loop every entry takes: the registry updates `grants` in place, and
+        # `pending` is replaced only by checkpoint(), between batches.
+        tree, kinds, pending = self.tree, self.kinds, self.pending
+        grants = self.registry.grants
+        for facts in results:
+            if isinstance(facts, Failure):
+                raise _Stop(facts)
+            index, prev_hash, entry_hash, leaf, key_id, kind, body = facts
+            if index != tree.size or prev_hash != self.prev_hash:
+                self._check_link(index, prev_hash)
+            grant = grants.get(key_id) if body is None else None
+            # The common case, a registered unrevoked key signing a kind it holds, is
+            # settled by one lookup; anything else takes the full check, which words the
+            # failure.
+            if grant is None or grant.revoked_index is not None or kind not in grant.kinds:
+                self._check_authority(index, key_id, kind, body)
+            tree.append(leaf)
+            self.prev_hash = entry_hash
+            kinds[kind] += 1
+            if pending and pending[0][0].size == tree.size:
+                self._settle()
+
+    def _check_link(self, index: int, prev_hash: str) -> None:
         expected = self.tree.size
         if index != expected:
             raise _Stop(
@@ -200,16 +217,6 @@ class _Walker:
                     prev_hash,
                 )
             )
-        grant = self.registry.grants.get(key_id) if body is None else None
-        # The common case, a registered unrevoked key signing a kind it holds, is settled
-        # by one lookup; anything else takes the full check, which words the failure.
-        if grant is None or grant.revoked_index is not None or kind not in grant.kinds:
-            self._check_authority(index, key_id, kind, body)
-        self.tree.append(leaf)
-        self.prev_hash = entry_hash.hex()
-        self.kinds[kind] += 1
-        if self.pending and self.pending[0][0].size == self.tree.size:
-            self._settle()
 
     def _check_authority(
         self, index: int, key_id: str, kind: str, body: dict[str, Any] | None
@@ -416,8 +423,7 @@ def verify(
     try:
         walker = _Walker(root_key_id, trusted_checkpoint, origin)
         for results in _checked(records, walker, workers):
-            for item in results:
-                walker.entry(item)
+            walker.entries(results)
             if on_progress is not None:
                 on_progress(walker.tree.size)
         walker.finish(expected_size)

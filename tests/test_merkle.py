@@ -468,3 +468,13 @@ def test_malformed_consistency_proofs_are_rejected(case: tuple[int, int]) -> Non
         rejected(merkle.verify_consistency, size1, size2, [], root1, root2)
     rejected(merkle.verify_consistency, 0, size2, proof, merkle.EMPTY_ROOT, root2)
     rejected(merkle.verify_consistency, size2 + 1, size2, proof, root1, root2)
+
+
+def test_append_matches_append_with_nodes_and_the_root() -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(70)]
+    plain, with_nodes = merkle.CompactRange(), merkle.CompactRange()
+    for size, leaf in enumerate(leaves, start=1):
+        plain.append(leaf)
+        with_nodes.append_with_nodes(leaf)
+        assert plain.size == with_nodes.size == size
+        assert plain.root() == with_nodes.root() == merkle.root_from_leaf_hashes(leaves[:size])

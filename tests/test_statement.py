@@ -59,6 +59,7 @@ def test_statement_survives_any_json_layout() -> None:
         ({"issued_at": "2026-02-30T00:00:00Z"}, "not a real date"),
         ({"body": [1]}, "body must be an object"),
         ({"sig": "AAAA"}, "sig must be a base64"),
+        ({"sig": "é" * 88}, "sig must be a base64"),
         ({"extra": "x"}, "wrong fields"),
     ],
 )
