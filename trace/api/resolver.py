@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
+from starlette.routing import Route
 
 from ocop_trace import labels, ocop
 from ocop_trace.api.batches import _batch_row, batch_public
@@ -316,7 +317,16 @@ def _page_route(path: str, summary: str, name: str, description: str) -> Callabl
 
 
 def add_pages(app: FastAPI) -> None:
-    """Put the scan pages on the app, first, since they are most of its traffic."""
+    """Put the scan pages on the app, first, since they are most of its traffic.
+
+    Requests are dispatched by plain Starlette routes in front of all others: FastAPI's
+    per-request machinery (parameter solving, telemetry, its response wrapper) is about a
+    third of a cached page's cost, and these handlers take only the request. The FastAPI
+    routes behind them describe the same URLs in the OpenAPI schema.
+    """
+    app.router.routes[0:0] = [
+        Route(path, handler, methods=["GET", "HEAD"]) for path, _, _, handler in _PAGES
+    ]
     for path, summary, extra, handler in _PAGES:
         app.add_api_route(
             path, handler, methods=["GET"], summary=summary, openapi_extra=extra, tags=["labels"]
