@@ -413,3 +413,39 @@ def test_the_report_limit_holds_across_server_processes(api: Api) -> None:
     assert sent == [201] * 5 + [429]
     reports = api.client.get("/api/v1/reports", headers=api.as_("council")).json()
     assert reports["total"] == 5
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ("UPDATE batchevent SET place = 'nơi khác'", "event.place"),
+        (
+            "UPDATE batch SET recall_reason = 'lý do khác' WHERE id = 'mien-2026-002'",
+            "recall.reason",
+        ),
+        ("DELETE FROM batchinput", "batch.inputs"),
+    ],
+)
+def test_events_recalls_and_inputs_are_checked_against_their_entries(
+    api: Api, edit: str, named: str
+) -> None:
+    issue_labels(api, 1)
+    noodles = {**BATCH, "id": "mien-2026-002", "lot": "L2602", "inputs": ["mien-2026-001"]}
+    api.post("/api/v1/batches", noodles, "producer")
+    event = {"biz_step": "packing", "at": "2026-02-01T08:00:00Z", "place": "Bắc Kạn"}
+    assert api.post("/api/v1/batches/mien-2026-002/events", event, "producer").status_code == 201
+    api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "nấm mốc"}, "producer")
+    api.service.store.publish_checkpoint()
+    _, page, answer = scan(api, "/b/mien-2026-002")
+    assert page.fields["verdict"] == "recalled_upstream"
+    assert "verdict-mismatch" not in page.fields
+    parts = [p.split('"')[0] for p in answer.text.split('data-entry="')[1:]]
+    assert parts == ["batch", "recall", "product", "producer", "rating", "event"]
+    assert answer.text.count('data-proof="verified"') == len(parts)
+    with api.service.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text(edit))
+    api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
+    _, page, _ = scan(api, "/b/mien-2026-002")
+    assert named in page.fields["verdict-mismatch"].split(",")

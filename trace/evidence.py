@@ -22,7 +22,14 @@ from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_checkpoint
 from ledger.statement import parse_entry
 from ledger.store import LedgerStore
 from ocop_trace import ocop
-from ocop_trace.models import BatchCreate, ProducerCreate, ProductCreate, RatingCreate
+from ocop_trace.models import (
+    BatchCreate,
+    EventCreate,
+    ProducerCreate,
+    ProductCreate,
+    RatingCreate,
+    RecallCreate,
+)
 
 V = TypeVar("V")
 
@@ -70,7 +77,21 @@ class EntryFacts:
 
 
 def _batch(body: dict[str, Any]) -> dict[str, Any]:
-    return BatchCreate.model_validate(body).model_dump()
+    signed = BatchCreate.model_validate(body).model_dump()
+    signed["inputs"] = sorted(signed["inputs"])  # the page lists them sorted
+    return signed
+
+
+def _recall(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "batch_id": body.get("batch_id"),
+        "reason": RecallCreate.model_validate({"reason": body.get("reason")}).reason,
+    }
+
+
+def _event(body: dict[str, Any]) -> dict[str, Any]:
+    fields = EventCreate.model_validate({k: v for k, v in body.items() if k != "batch_id"})
+    return {"batch_id": body.get("batch_id"), **fields.model_dump()}
 
 
 def _product(body: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +117,20 @@ _SHOWN: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], tuple[s
     "batch": (
         "batch.registered",
         _batch,
-        ("id", "product_id", "lot", "produced_on", "expires_on", "quantity", "unit", "origin"),
+        (
+            "id",
+            "product_id",
+            "lot",
+            "produced_on",
+            "expires_on",
+            "quantity",
+            "unit",
+            "origin",
+            "inputs",
+        ),
     ),
+    "recall": ("batch.recalled", _recall, ("batch_id", "reason")),
+    "event": ("batch.event", _event, ("batch_id", "biz_step", "at", "place")),
     "product": ("product.registered", _product, ("id", "name_vi", "name_en", "gtin", "image_url")),
     "producer": (
         "producer.registered",
@@ -205,12 +238,12 @@ class Evidence:
         return self._meanings.get(facts.index, read)
 
     def for_page(
-        self, conn: Connection, note: str, shown: dict[str, tuple[int, dict[str, Any]]]
+        self, conn: Connection, note: str, shown: list[tuple[str, int, dict[str, Any]]]
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The entries behind each shown part ({part: (entry index, fields shown)}), with
+        """The entries behind each shown part ((part, entry index, fields shown)), with
         their proofs, and the names of shown fields their statements do not say."""
         items, mismatch = [], []
-        for part, (index, fields) in shown.items():
+        for part, index, fields in shown:
             facts = self.entry(conn, index)
             kind, meaning, names = _SHOWN[part]
             signed = self._signed(facts, kind, meaning)
@@ -218,7 +251,9 @@ class Evidence:
                 mismatch.append(f"{part}.kind")
             else:
                 mismatch.extend(
-                    f"{part}.{name}" for name in names if fields.get(name) != signed.get(name)
+                    f"{part}.{name}"
+                    for name in names
+                    if fields.get(name) != signed.get(name) and f"{part}.{name}" not in mismatch
                 )
             items.append(
                 {

@@ -143,19 +143,30 @@ def error_page(
 
 
 def _evidence(
-    conn: Connection, evidence: Evidence, facts: dict[str, Any]
+    conn: Connection, evidence: Evidence, facts: dict[str, Any], event_rows: list[Any]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The entries behind what the page shows, proved against the latest checkpoint."""
     product, producer, batch, rating = (
         facts[k] for k in ("product", "producer", "batch", "rating")
     )
-    shown = {}
+    shown: list[tuple[str, int, dict[str, Any]]] = []
     if batch is not None:
-        shown["batch"] = (batch["entry_index"], batch)
-    shown["product"] = (facts["product_entry_index"], product)
-    shown["producer"] = (producer["entry_index"], producer)
+        shown.append(("batch", batch["entry_index"], batch))
+        if facts.get("recall_entry_index") is not None:
+            recall = {"batch_id": batch["recall_source"], "reason": batch["recall_reason"]}
+            shown.append(("recall", facts["recall_entry_index"], recall))
+    shown.append(("product", facts["product_entry_index"], product))
+    shown.append(("producer", producer["entry_index"], producer))
     if rating is not None:
-        shown["rating"] = (rating["id"], rating)
+        shown.append(("rating", rating["id"], rating))
+    shown.extend(
+        (
+            "event",
+            int(row.id),
+            {k: getattr(row, k) for k in ("batch_id", "biz_step", "at", "place")},
+        )
+        for row in event_rows
+    )
     note = evidence.store.latest_checkpoint(conn) or ""
     items, mismatch = evidence.for_page(conn, note, shown)
     if mismatch:
@@ -186,10 +197,15 @@ def render_scan_page(
         ),
     )
     events = []
+    rows: list[Any] = []
     if batch is not None:
-        rows = conn.execute(
-            select(EVENT).where(EVENT.c.batch_id == batch["id"]).order_by(EVENT.c.at, EVENT.c.id)
-        ).all()
+        rows = list(
+            conn.execute(
+                select(EVENT)
+                .where(EVENT.c.batch_id == batch["id"])
+                .order_by(EVENT.c.at, EVENT.c.id)
+            ).all()
+        )
         for row in rows:
             step = ocop.BIZ_STEPS[row.biz_step]
             events.append(
@@ -209,7 +225,7 @@ def render_scan_page(
             "valid_until": valid_until.isoformat(),
         }
     producer_type = ocop.PRODUCER_TYPES[producer["type"]]
-    entries, mismatch = _evidence(conn, evidence, facts)
+    entries, mismatch = _evidence(conn, evidence, facts, rows)
     html = (
         environment()
         .get_template("scan.html")

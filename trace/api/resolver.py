@@ -237,6 +237,7 @@ def _facts(
         "producer": producer_public(producer).model_dump(),
         "rating": rating_public(rating, ocop.today_in_vietnam()).model_dump() if rating else None,
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
+        "recall_entry_index": batch.recalled_index if batch is not None else None,
     }
     return facts
 
