@@ -11,7 +11,14 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from ocop_trace import __version__, reports
-from ocop_trace.api import auth_routes, batches, catalog, ledger_routes, resolver
+from ocop_trace.api import (
+    auth_routes,
+    batches,
+    catalog,
+    label_routes,
+    ledger_routes,
+    resolver,
+)
 from ocop_trace.api.deps import get_principal
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.evidence import Evidence
@@ -87,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # never mistakes an expired token for anonymous access (the pages check it themselves).
     for router in (
         resolver.router,
+        label_routes.router,
         ledger_routes.router,
         catalog.router,
         batches.router,

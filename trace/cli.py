@@ -343,7 +343,7 @@ def labels_command(
     """Issue serialised labels for a batch, signed with its producer's key, and print them."""
     from ocop_trace import labels
     from ocop_trace.accounts import Principal
-    from ocop_trace.api.resolver import label_url
+    from ocop_trace.api.label_routes import label_url
     from ocop_trace.projection import BATCH, PRODUCT, RATING
 
     if fmt not in ("pdf", "svg", "png") or ec not in ("M", "Q"):

@@ -249,7 +249,7 @@ def _demo_users(service: TraceService, credentials: Path) -> None:
 def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
     """One scan URL per page state: a label for each state's batch (issued once), the valid
     one also signed for offline checking, one scanned like a copy, and one never issued."""
-    from ocop_trace.api.resolver import label_url
+    from ocop_trace.api.label_routes import label_url
     from ocop_trace.offline import sign_label_url
     from ocop_trace.scans import COUNT, ScanCounter
     from ocop_trace.service import LABEL_SERIAL

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ocop_trace import ocop
 from ocop_trace.api.deps import (
@@ -54,6 +54,16 @@ def producer_public(row: Any) -> ProducerPublic:
             province=row.current_province, commune=row.current_commune, line=row.current_line
         ),
     )
+
+
+def current_rating(conn: Connection, product_id: str) -> Any:
+    """The product's latest rating row (revoked or not), or None."""
+    return conn.execute(
+        select(RATING)
+        .where(RATING.c.product_id == product_id)
+        .order_by(RATING.c.id.desc())
+        .limit(1)
+    ).first()
 
 
 def rating_public(row: Any, today: date) -> RatingPublic:

@@ -1,8 +1,7 @@
-"""Labels: issuing serials with their QR codes, and resolving the links printed on packages."""
+"""Resolving the links printed on packages: the scan page for a browser, JSON otherwise."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -14,20 +13,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection, select
 from starlette.routing import Route
 
-from ocop_trace import labels, ocop
+from ocop_trace import ocop
 from ocop_trace.api.batches import _batch_row, batch_public
-from ocop_trace.api.catalog import producer_public, rating_public
-from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep, get_principal
-from ocop_trace.digital_link import DigitalLinkError, build_digital_link, parse_digital_link
+from ocop_trace.api.catalog import current_rating, producer_public, rating_public
+from ocop_trace.api.deps import get_principal
+from ocop_trace.digital_link import DigitalLinkError, parse_digital_link
 from ocop_trace.errors import InvalidInput, NotFound, error_body
-from ocop_trace.models import LabelIssue
-from ocop_trace.offline import LabelSignatureError, sign_label_url, verify_label_url
+from ocop_trace.offline import LabelSignatureError, verify_label_url
 from ocop_trace.pages import error_page, finish, language, render_scan_page, wants_html
-from ocop_trace.projection import PRODUCER, PRODUCT, RATING
+from ocop_trace.projection import PRODUCER, PRODUCT
 from ocop_trace.scan_cache import ScanPages
 from ocop_trace.scans import ScanCounter, ScanStats
 from ocop_trace.serials import SerialError, parse_canonical
-from ocop_trace.service import LABEL_SERIAL, require_role
+from ocop_trace.service import LABEL_SERIAL
 
 router = APIRouter(tags=["labels"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,87 +39,6 @@ LINK_TYPES = {
     "gs1:traceability": "traceability",
 }
 LINKSET = "application/linkset+json"
-
-
-def label_url(base: str, gtin: str, lot: str, serial: str) -> str:
-    """A GS1 Digital Link when the product has a GTIN, the service's own short link if not."""
-    if gtin:
-        return build_digital_link(base, gtin, lot=lot, serial=serial)
-    return f"{base.rstrip('/')}/l/{serial}"
-
-
-@router.post(
-    "/api/v1/batches/{batch_id}/labels",
-    status_code=201,
-    summary="Issue N serialised labels for a batch (its producer): PDF sheet, SVG or PNG",
-    response_class=Response,
-    responses={201: {"content": {"application/pdf": {}, "image/svg+xml": {}, "image/png": {}}}},
-)
-def issue_labels(
-    batch_id: str,
-    data: LabelIssue,
-    request: Request,
-    service: ServiceDep,
-    principal: PrincipalDep,
-    conn: ConnDep,
-) -> Response:
-    require_role(principal, "producer")
-    if data.format != "pdf" and data.count != 1:
-        raise InvalidInput(
-            "svg and png hold one label: ask for count 1, or format pdf", field="count"
-        )
-    layout: dict[str, Any] = {
-        "label_mm": (data.label_width_mm, data.label_height_mm),
-        "grid": (data.columns, data.rows),
-        "qr_mm": data.qr_mm,
-    }
-    try:
-        labels.check_sheet(**layout)  # before any serial is issued
-    except labels.LabelError as exc:
-        raise InvalidInput(str(exc)) from None
-    batch = _batch_row(conn, batch_id)
-    product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == batch.product_id)).one()
-    rating = _current_rating(conn, product.id)
-    receipt, serials = service.issue_labels(principal, batch_id, batch.producer_id, data.count)
-    base = request.app.state.settings.public_url
-    urls = [label_url(base, product.gtin, batch.lot, s.canonical) for s in serials]
-    if data.offline:
-        key = service.producer_key(batch.producer_id)
-        urls = [sign_label_url(url, key) for url in urls]
-    stars = rating.stars if rating is not None else 0
-    sheet = [
-        labels.Label(url, product.name_vi, stars, batch.lot, serial.human)
-        for url, serial in zip(urls, serials, strict=True)
-    ]
-    headers = {"X-Ledger-Index": str(receipt.index), "X-Label-Count": str(len(serials))}
-    if data.format == "svg":
-        return Response(
-            labels.render_svg(sheet[0].url, data.ec),
-            201,
-            media_type="image/svg+xml",
-            headers=headers,
-        )
-    if data.format == "png":
-        return Response(
-            labels.render_png(sheet[0].url, data.ec), 201, media_type="image/png", headers=headers
-        )
-    out = io.BytesIO()
-    labels.render_pdf_sheet(sheet, out, ec=data.ec, **layout)
-    return Response(
-        out.getvalue(),
-        201,
-        media_type="application/pdf",
-        headers={**headers, "Content-Disposition": f'attachment; filename="labels-{batch_id}.pdf"'},
-    )
-
-
-def _current_rating(conn: Connection, product_id: str) -> Any:
-    return conn.execute(
-        select(RATING)
-        .where(RATING.c.product_id == product_id)
-        .order_by(RATING.c.id.desc())
-        .limit(1)
-    ).first()
 
 
 @router.get("/.well-known/gs1resolver", summary="What this GS1 Digital Link resolver serves")
@@ -223,7 +140,7 @@ def _facts(
     ):
         raise NotFound("no registered product matches this code: it may be counterfeit")
     producer = conn.execute(select(PRODUCER).where(PRODUCER.c.id == product_row.producer_id)).one()
-    rating = _current_rating(conn, product_row.id)
+    rating = current_rating(conn, product_row.id)
     facts: dict[str, Any] = {
         "verdict": "registered" if batch is None or batch.recalled_index is None else "recalled",
         "product": {
