@@ -449,3 +449,17 @@ def test_events_recalls_and_inputs_are_checked_against_their_entries(
     api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
     _, page, _ = scan(api, "/b/mien-2026-002")
     assert named in page.fields["verdict-mismatch"].split(",")
+
+
+def test_ledger_text_that_looks_like_a_page_hole_is_shown_as_text(api: Api) -> None:
+    api.post(
+        "/api/v1/products", {**PRODUCT, "name_vi": "Miến <!--@serial--> <!--@csrf-->"}, "council"
+    )
+    api.post("/api/v1/ratings", RATING, "council")
+    api.post("/api/v1/batches", BATCH, "producer")
+    api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")
+    serial = issued_serials(api)[0]
+    _, page, answer = scan(api, link(serial))
+    assert page.fields["text:product"] == "Miến <!--@serial--> <!--@csrf-->"
+    assert answer.text.count(serial) == 1  # only in the form, not in the product's name
+    assert Form(answer.text).inputs["serial"] == serial
