@@ -463,3 +463,15 @@ def test_ledger_text_that_looks_like_a_page_hole_is_shown_as_text(api: Api) -> N
     assert page.fields["text:product"] == "Miến <!--@serial--> <!--@csrf-->"
     assert answer.text.count(serial) == 1  # only in the form, not in the product's name
     assert Form(answer.text).inputs["serial"] == serial
+
+
+def test_a_batch_page_has_no_report_form_and_a_label_page_has_one(api: Api) -> None:
+    issue_labels(api, 1)
+    _, batch_page, answer = scan(api, "/b/mien-2026-001")
+    assert batch_page.fields["verdict"] == "registered"
+    assert "report" not in batch_page.fields.get("form", "")
+    assert 'name="csrf"' not in answer.text
+    _, _, answer = scan(api, link(issued_serials(api)[0]))  # same batch, same ledger state
+    assert Form(answer.text).inputs["csrf"]
+    _, _, answer = scan(api, "/b/mien-2026-001")
+    assert 'name="csrf"' not in answer.text

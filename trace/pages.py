@@ -232,6 +232,8 @@ def render_scan_page(
         .render(
             csrf=CSRF_HOLE,
             serial=SERIAL_HOLE,
+            # A label's page has the report form; a batch's page (from a lineage link) not.
+            serial_page="serial" in facts,
             scans_warning=SCANS_HOLE,
             **_common(lang),
             product=product,

@@ -57,12 +57,13 @@ class ScanPages:
     def key(
         generation: Generation,
         batch_id: str,
+        serial_page: bool,
         gtin: str | None,
         lot: str | None,
         lang: str,
         today: date,
     ) -> Hashable:
-        return (generation, batch_id, gtin, lot, lang, today)
+        return (generation, batch_id, serial_page, gtin, lot, lang, today)
 
     def page(self, key: Hashable) -> Rendered | None:
         body: Rendered | None = self._pages.peek(key)

@@ -82,7 +82,9 @@ def _resolve(
         if _cacheable(request) and facts["batch"] is not None:
             if link_serial is not None:
                 cache.remember(link_serial, facts["batch"]["id"])
-            key = cache.key(generation, facts["batch"]["id"], gtin, lot, lang, _today())
+            key = cache.key(
+                generation, facts["batch"]["id"], link_serial is not None, gtin, lot, lang, _today()
+            )
             cache.keep(key, body)
         return finish(request, body, lang, link_serial, facts.get("scans"))
     url = str(request.url.remove_query_params("linkType"))
@@ -328,7 +330,7 @@ async def _answer(
         batch = batch_id if batch_id is not None else cache.batch_of(serial) if serial else None
         lang = language(request)
         body = (
-            cache.page(cache.key(generation, batch, gtin, lot, lang, _today()))
+            cache.page(cache.key(generation, batch, serial is not None, gtin, lot, lang, _today()))
             if batch is not None
             else None
         )
