@@ -140,7 +140,10 @@ class ScanCounter:
                         known.scans += pending.scans
                         new = pending.clients - known.clients
                         known.networks += len(new)
-                        known.clients |= new
+                        # Bounded like a read: past a few hundred networks the count may
+                        # run high, and the copy warning is long on by then.
+                        if len(known.clients) < _CLIENTS_KEPT:
+                            known.clients |= new
                         known.first_seen = known.first_seen or pending.first_seen
             if batch:
                 self._write(batch)
