@@ -448,3 +448,15 @@ def test_the_running_app_signs_checkpoints_for_new_entries(tmp_path: Path) -> No
                 break
             time.sleep(0.1)
         assert f"\n{size}\n" in client.get("/api/v1/checkpoint").text
+
+
+def test_ids_too_large_for_the_database_are_refused_as_input(api: Api) -> None:
+    # Found by schemathesis: these reached the driver and overflowed SQLite's INTEGER.
+    huge = 2**70
+    for method, path, body in (
+        ("DELETE", f"/api/v1/auth/tokens/{huge}", None),
+        ("POST", f"/api/v1/ratings/{huge}/revoke", {"reason": "sai số liệu"}),
+    ):
+        answer = api.client.request(method, path, json=body, headers=api.as_("council"))
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_input"

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ledger.statement import utc_now
 from ocop_trace import accounts
-from ocop_trace.api.deps import PrincipalDep, ServiceDep
+from ocop_trace.api.deps import IdPath, PrincipalDep, ServiceDep
 from ocop_trace.service import require_role
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -59,7 +59,7 @@ def me(principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=204, summary="Revoke a token")
-def revoke(token_id: int, service: ServiceDep, principal: PrincipalDep) -> None:
+def revoke(token_id: IdPath, service: ServiceDep, principal: PrincipalDep) -> None:
     require_role(principal, *accounts.ROLES)
     with service.engine.begin() as conn:
         accounts.revoke_token(conn, principal, token_id, utc_now())

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 from ocop_trace import ocop
 from ocop_trace.api.deps import (
     ConnDep,
+    IdPath,
     PageDep,
     PrincipalDep,
     ServiceDep,
@@ -176,7 +177,7 @@ async def create_rating(
 
 @router.post("/ratings/{rating_id}/revoke", status_code=201, summary="Revoke a rating (council)")
 async def revoke_rating(
-    rating_id: int,
+    rating_id: IdPath,
     data: RatingRevoke,
     request: Request,
     service: ServiceDep,

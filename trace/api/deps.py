@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -57,6 +57,11 @@ def _principal_for(service: TraceService, token: str) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+# Ids in paths are database integers: a larger number is refused as input (422), not
+# passed on to overflow the driver.
+MAX_ID = 2**53 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class PageParams(BaseModel):
