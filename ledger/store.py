@@ -213,6 +213,18 @@ class LedgerStore:
                 yield int(row.size), str(row.note)
             after_size = int(rows[-1].size)
 
+    def state(self, conn: Connection | None = None) -> tuple[int, int]:
+        """(size, size of the latest checkpoint or -1), in one query: what a cache of
+        pages built from the ledger is keyed on."""
+        with self.reading(conn) as c:
+            row = c.execute(
+                select(
+                    select(HEAD.c.size).where(HEAD.c.id == 1).scalar_subquery(),
+                    select(func.max(CHECKPOINT.c.size)).scalar_subquery(),
+                )
+            ).one()
+        return int(row[0]), int(row[1]) if row[1] is not None else -1
+
     def latest_checkpoint(self, conn: Connection | None = None) -> str | None:
         with self.reading(conn) as c:
             note = c.execute(

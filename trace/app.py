@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
     app.state.evidence = Evidence(service.store)
     app.state.pages = ScanPages(
-        service.engine, settings.page_cache_seconds, settings.page_cache_size
+        service.store, settings.page_cache_seconds, settings.page_cache_size
     )
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     install_error_handlers(app)

@@ -13,9 +13,9 @@ import time
 from collections.abc import Hashable
 from datetime import date
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection
 
-from ledger.store import CHECKPOINT, HEAD
+from ledger.store import LedgerStore
 from ocop_trace.evidence import Lru
 from ocop_trace.pages import Rendered
 
@@ -23,8 +23,8 @@ Generation = tuple[int, int]
 
 
 class ScanPages:
-    def __init__(self, engine: Engine, max_age: float, maxsize: int = 2048) -> None:
-        self.engine = engine
+    def __init__(self, store: LedgerStore, max_age: float, maxsize: int = 2048) -> None:
+        self.store = store
         self.max_age = max_age
         self._pages: Lru = Lru(maxsize)
         # A serial is issued once for one batch and never moves.
@@ -40,16 +40,7 @@ class ScanPages:
 
     def read_generation(self, conn: Connection | None = None) -> Generation:
         read_at = time.monotonic()
-        if conn is None:
-            with self.engine.connect() as own:
-                return self.read_generation(own)
-        row = conn.execute(
-            select(
-                select(HEAD.c.size).where(HEAD.c.id == 1).scalar_subquery(),
-                select(func.max(CHECKPOINT.c.size)).scalar_subquery(),
-            )
-        ).one()
-        self._generation = (int(row[0]), int(row[1] if row[1] is not None else -1))
+        self._generation = self.store.state(conn)
         self._read_at = read_at
         return self._generation
 

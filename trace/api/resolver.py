@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -83,7 +82,13 @@ def _resolve(
             if link_serial is not None:
                 cache.remember(link_serial, facts["batch"]["id"])
             key = cache.key(
-                generation, facts["batch"]["id"], link_serial is not None, gtin, lot, lang, _today()
+                generation,
+                facts["batch"]["id"],
+                link_serial is not None,
+                gtin,
+                lot,
+                lang,
+                ocop.today_in_vietnam_cached(),
             )
             cache.keep(key, body)
         return finish(request, body, lang, link_serial, facts.get("scans"))
@@ -154,7 +159,9 @@ def _facts(
         },
         "product_entry_index": product_row.entry_index,
         "producer": producer_public(producer).model_dump(),
-        "rating": rating_public(rating, ocop.today_in_vietnam()).model_dump() if rating else None,
+        "rating": rating_public(rating, ocop.today_in_vietnam_cached()).model_dump()
+        if rating
+        else None,
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
         "recall_entry_index": batch.recalled_index if batch is not None else None,
     }
@@ -162,16 +169,20 @@ def _facts(
 
 
 def _count_scan(request: Request, conn: Connection | None, serial: str) -> dict[str, Any]:
-    scans: ScanCounter = request.app.state.scans
-    if request.method == "GET":
-        scans.record(
-            serial,
-            request.client.host if request.client else None,
-            request.headers.get("user-agent", ""),
-        )
-        if scans.overdue(2.0):  # the app's background task normally writes them
-            scans.flush(wait=False)
+    scans = _record_scan(request, serial) if request.method == "GET" else request.app.state.scans
+    if scans.overdue():
+        scans.flush(wait=False)
     return _scan_view(request, scans.stats(serial, conn))
+
+
+def _record_scan(request: Request, serial: str) -> ScanCounter:
+    scans: ScanCounter = request.app.state.scans
+    scans.record(
+        serial,
+        request.client.host if request.client else None,
+        request.headers.get("user-agent", ""),
+    )
+    return scans
 
 
 def _scan_view(request: Request, stats: ScanStats) -> dict[str, Any]:
@@ -310,10 +321,6 @@ def _cacheable(request: Request) -> bool:
     )
 
 
-def _today() -> date:
-    return ocop.today_in_vietnam_cached()
-
-
 async def _answer(
     request: Request,
     serial: str | None,
@@ -330,7 +337,17 @@ async def _answer(
         batch = batch_id if batch_id is not None else cache.batch_of(serial) if serial else None
         lang = language(request)
         body = (
-            cache.page(cache.key(generation, batch, serial is not None, gtin, lot, lang, _today()))
+            cache.page(
+                cache.key(
+                    generation,
+                    batch,
+                    serial is not None,
+                    gtin,
+                    lot,
+                    lang,
+                    ocop.today_in_vietnam_cached(),
+                )
+            )
             if batch is not None
             else None
         )
@@ -343,13 +360,8 @@ async def _answer(
 
 
 async def _count_scan_cached(request: Request, serial: str) -> dict[str, Any]:
-    scans: ScanCounter = request.app.state.scans
-    scans.record(
-        serial,
-        request.client.host if request.client else None,
-        request.headers.get("user-agent", ""),
-    )
-    if scans.overdue(2.0):
+    scans = _record_scan(request, serial)
+    if scans.overdue():
         await run_in_threadpool(scans.flush, wait=False)
     stats = scans.cached_stats(serial)
     if stats is None:
