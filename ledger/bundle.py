@@ -12,12 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import BundleError
 from ledger.statement import HEX64, utc_now
-from ledger.store import LedgerStore
 from ledger.verifier import CheckpointRecord, EntryRecord, Record
+
+if TYPE_CHECKING:  # reading a bundle needs no database library
+    from ledger.store import LedgerStore
 
 FORMAT = "ocop-trace-bundle/1"
 MAX_LINE_BYTES = 1 << 20

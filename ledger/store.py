@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -98,10 +98,21 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that takes the write lock up front (SQLite: BEGIN IMMEDIATE, with
+    the busy timeout to wait for it), so it never fails half-way because another writer
+    committed after its first read. PostgreSQL takes row locks as it goes."""
+    with engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
+        yield conn
+
+
 # Called inside the append transaction with each new (index, statement, signer's grant;
 # None for the root key): whatever it writes commits with the entries, and if it raises,
 # nothing of the append is written. The service keeps its projection tables this way.
 OnAppend = Callable[[Connection, list[tuple[int, Statement, KeyGrant | None]]], None]
+# Writes what must commit with an append, given its receipts, in the same transaction.
+Also = Callable[[Connection, list["Receipt"]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,20 +315,55 @@ class LedgerStore:
         return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
 
     # -- appending ------------------------------------------------------------------------
-    def append(self, statements: Sequence[Statement], *, verified: bool = False) -> list[Receipt]:
+    def append(
+        self,
+        statements: Sequence[Statement],
+        *,
+        verified: bool = False,
+        also: Also | None = None,
+    ) -> list[Receipt]:
         """Append statements atomically, in order; all or none. Returns one receipt each.
 
         Signatures are checked before the write lock is taken, so the lock covers only the
         hashing and the inserts. A statement already in the ledger is not appended again;
-        its receipt says `duplicate`.
+        its receipt says `duplicate`. `also` writes what must commit with the entries (a
+        key they register, the serials a label set commits to) in the same transaction.
         """
-        canon = [s.canonical() for s in statements]
-        if not verified:
-            for statement, data in zip(statements, canon, strict=True):
-                statement.verify(signing_input_of(data, statement.sig))
-        stmt_hashes = [hashlib.sha256(c).digest() for c in canon]
-        with self.engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
-            receipts = self._append_locked(conn, statements, canon, stmt_hashes)
+        return self.append_stream([statements], verified=verified, also=also)
+
+    def append_stream(
+        self,
+        chunks: Iterable[Sequence[Statement]],
+        *,
+        verified: bool = False,
+        also: Also | None = None,
+        on_chunk: Callable[[list[Receipt]], None] | None = None,
+    ) -> list[Receipt]:
+        """Append every chunk in one transaction, all or none, holding one chunk in memory
+        at a time. Receipts are returned, or handed to `on_chunk` a chunk at a time (then
+        none are kept; they describe entries only once this returns, when all committed).
+        A refused statement's exception carries `position`, its place over all chunks."""
+        receipts: list[Receipt] = []
+        done = 0
+        with writing(self.engine) as conn:
+            for chunk in chunks:
+                canon = [s.canonical() for s in chunk]
+                if not verified:
+                    for offset, (statement, data) in enumerate(zip(chunk, canon, strict=True)):
+                        try:
+                            statement.verify(signing_input_of(data, statement.sig))
+                        except LedgerError as exc:
+                            exc.position = done + offset  # type: ignore[attr-defined]
+                            raise
+                stmt_hashes = [hashlib.sha256(c).digest() for c in canon]
+                got = self._append_locked(conn, chunk, canon, stmt_hashes, done)
+                done += len(got)
+                if on_chunk is None:
+                    receipts += got
+                else:
+                    on_chunk(got)
+            if also is not None:
+                also(conn, receipts)
         self._maybe_checkpoint()
         return receipts
 
@@ -327,6 +373,7 @@ class LedgerStore:
         statements: Sequence[Statement],
         canon: list[bytes],
         stmt_hashes: list[bytes],
+        first_position: int = 0,
     ) -> list[Receipt]:
         head = conn.execute(
             select(HEAD.c.size, HEAD.c.head_hash).where(HEAD.c.id == 1).with_for_update()
@@ -360,12 +407,20 @@ class LedgerStore:
         node_rows: list[dict[str, Any]] = []
         changed: dict[str, KeyGrant] = {}
         appended: list[tuple[int, Statement, KeyGrant | None]] = []
-        for statement, data, stmt_hash in zip(statements, canon, stmt_hashes, strict=True):
+        positions: dict[int, int] = {}
+        for position, (statement, data, stmt_hash) in enumerate(
+            zip(statements, canon, stmt_hashes, strict=True), start=first_position
+        ):
             if stmt_hash in existing:
                 receipts.append(existing[stmt_hash])
                 continue
             index = size + len(entry_rows)
-            grant = registry.check_and_apply(statement, index)
+            positions[index] = position
+            try:
+                grant = registry.check_and_apply(statement, index)
+            except LedgerError as exc:
+                exc.position = position  # type: ignore[attr-defined]
+                raise
             if grant is not None:
                 changed[grant.key_id] = grant
             appended.append((index, statement, registry.grants.get(statement.key_id)))
@@ -393,7 +448,14 @@ class LedgerStore:
             conn.execute(insert(NODE), node_rows)
             self._save_grants(conn, changed)
             if self.on_append is not None:
-                self.on_append(conn, appended)
+                try:
+                    self.on_append(conn, appended)
+                except Exception as exc:
+                    # Name the refused statement by its place in what the caller sent.
+                    refused = getattr(exc, "entry_index", None)
+                    if refused in positions:
+                        exc.position = positions[refused]  # type: ignore[attr-defined]
+                    raise
             conn.execute(
                 update(HEAD)
                 .where(HEAD.c.id == 1)

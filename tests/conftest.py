@@ -53,6 +53,16 @@ def postgres_url() -> Iterator[str]:
         engine.dispose()
 
 
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder for the command line, with its database and keys in it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRACE_DATABASE_URL", f"sqlite:///{tmp_path / 'trace.db'}")
+    monkeypatch.setenv("TRACE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("TRACE_ROOT_KEY", raising=False)
+    return tmp_path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test that takes this runs on a SQLite file and on PostgreSQL."""

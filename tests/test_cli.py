@@ -17,15 +17,6 @@ from ocop_trace.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TRACE_DATABASE_URL", f"sqlite:///{tmp_path / 'trace.db'}")
-    monkeypatch.setenv("TRACE_KEY_DIR", str(tmp_path / "keys"))
-    monkeypatch.delenv("TRACE_ROOT_KEY", raising=False)
-    return tmp_path
-
-
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
@@ -240,7 +231,7 @@ def test_labels_command_issues_and_prints(env: Path, monkeypatch: pytest.MonkeyP
     assert invoke("verify")[0] == 0  # the kept serials match the ledger's commitments
     code, _, err = invoke("labels", "--batch", "nope", "--count", "1", "--out", "x.pdf")
     assert code == 2
-    assert "no such batch" in err
+    assert "no batch with id 'nope'" in err
     code, _, err = invoke(
         "labels",
         "--batch",

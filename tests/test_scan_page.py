@@ -379,7 +379,7 @@ def test_cached_pages_still_count_each_scan_and_get_their_own_form_token(api: Ap
 def test_the_pool_outlasts_every_worker_thread_holding_two_connections(api: Api) -> None:
     # A request holds a connection and a helper may take a second: if the pool could run
     # dry with every worker thread holding one, they would all wait for ever.
-    from ocop_trace.app import THREADS
+    from ocop_trace.background import THREADS
 
     engine = api.service.engine
     wanted = THREADS + 8  # the app's worker threads, the background tasks' threads, spare

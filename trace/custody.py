@@ -17,7 +17,9 @@ class CustodialKey(SQLModel, table=True):
 
     __tablename__ = "custodial_key"
     key_id: str = Field(primary_key=True, max_length=64)
-    owner: str = Field(index=True, max_length=100, description="council, producer:ID, inspector:ID")
+    owner: str = Field(
+        index=True, max_length=100, description="council, producer:ID or inspector:USERNAME"
+    )
     encrypted_pem: str = Field(sa_column=Column(Text, nullable=False))
     created_at: str = Field(max_length=32)
 
@@ -38,8 +40,9 @@ class Custody:
         self._secret = secret
         self._open = functools.lru_cache(maxsize=256)(self._decrypt)
 
-    def create(self, conn: Connection, owner: str, created_at: str) -> Ed25519PrivateKey:
-        key = keys.generate()
+    def keep(self, conn: Connection, owner: str, key: Ed25519PrivateKey, created_at: str) -> None:
+        """Store a key for `owner`, encrypted, in the caller's transaction (the one that
+        appends the statement registering it)."""
         key_id = keys.key_id(keys.public_bytes(key))
         pem = keys.private_key_to_pem(key, _passphrase(self._secret, key_id))
         conn.execute(
@@ -47,7 +50,6 @@ class Custody:
                 key_id=key_id, owner=owner, encrypted_pem=pem.decode("ascii"), created_at=created_at
             )
         )
-        return key
 
     def key_for(self, owner: str) -> Ed25519PrivateKey | None:
         """The newest key held for `owner` (keys are rotated by adding a new one)."""

@@ -23,15 +23,21 @@ from ocop_trace import ocop
 from ocop_trace.accounts import USER, Principal
 from ocop_trace.errors import Conflict
 from ocop_trace.ledger_setup import init_ledger, open_service
+from ocop_trace.links import label_url
 from ocop_trace.models import (
+    BATCH,
+    LABEL_SERIAL,
+    PRODUCER,
+    PRODUCT,
+    RATING,
     AddressBase,
     BatchCreate,
     EventCreate,
+    LabelIssue,
     ProducerCreate,
     ProductCreate,
     RatingCreate,
 )
-from ocop_trace.projection import BATCH, PRODUCER, PRODUCT, RATING
 from ocop_trace.rebuild import check_projection
 from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
@@ -147,7 +153,6 @@ def _batches(
                 origin="vùng nguyên liệu của hợp tác xã (demo)",
                 inputs=inputs if (inputs and n == 1) else [],
             ),
-            producer_id,
         )
         for step, hours in (
             ("harvesting", 0),
@@ -159,7 +164,6 @@ def _batches(
             service.add_event(
                 producer,
                 batch_id,
-                producer_id,
                 EventCreate(biz_step=step, at=at, place="Bắc Kạn (cũ), nay Thái Nguyên"),
             )
     return made
@@ -210,7 +214,6 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
         service.recall(
             Principal(None, "demo", "producer", slug("HTX nông nghiệp sạch Tân Sơn")),
             rice,
-            slug("HTX nông nghiệp sạch Tân Sơn"),
             "nấm mốc trong lô (demo)",
         )
     states.update(
@@ -249,10 +252,8 @@ def _demo_users(service: TraceService, credentials: Path) -> None:
 def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
     """One scan URL per page state: a label for each state's batch (issued once), the valid
     one also signed for offline checking, one scanned like a copy, and one never issued."""
-    from ocop_trace.api.label_routes import label_url
     from ocop_trace.offline import sign_label_url
     from ocop_trace.scans import COUNT, ScanCounter
-    from ocop_trace.service import LABEL_SERIAL
 
     wanted = {**states, "copied": states["valid"].replace("-b1", "-b2")}
     links: dict[str, str] = {}
@@ -267,7 +268,10 @@ def scan_links(service: TraceService, settings: Settings, states: dict[str, str]
             ).scalar()
         if serial is None:
             producer = Principal(None, "demo", "producer", batch.producer_id)
-            serial = service.issue_labels(producer, batch_id, batch.producer_id, 1)[1][0].canonical
+            issued = service.issue_labels(
+                producer, batch_id, LabelIssue(count=1), settings.public_url
+            )
+            serial = issued.serials[0].canonical
         links[state] = label_url(settings.public_url, product.gtin, batch.lot, serial)
     links["offline_signed"] = sign_label_url(
         links["valid"], service.producer_key(slug("HTX Tài Hoan"))

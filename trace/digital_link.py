@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import quote
 
+from ocop_trace.errors import BadLink
 
-class DigitalLinkError(ValueError):
+
+class DigitalLinkError(BadLink, ValueError):
     """A URI or value outside the supported subset; the message says what is wrong."""
 
 

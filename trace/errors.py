@@ -1,32 +1,37 @@
 """Domain errors, and the one place where they (and every other failure) become HTTP.
 
     ServiceError                 status  code
+    ├── BadLink                  400     bad_link           a link or printed code unreadable
     ├── InvalidInput             422     invalid_input      input breaks a rule; `field` names it
     ├── NotAuthenticated         401     not_authenticated  no or bad credentials
     ├── Forbidden                403     forbidden          role or ownership does not allow it
     ├── NotFound                 404     not_found
     ├── Conflict                 409     conflict           duplicate, or state does not allow it
     ├── PreconditionFailed       412     precondition_failed
-    ├── TooManyRequests          429     rate_limited
+    ├── PayloadTooLarge          413     too_large          a body or file over its limit
+    ├── TooManyRequests          429     rate_limited       `retry_after` seconds, when known
     └── Unavailable              503     unavailable        database or ledger not usable
 
 Every error answer has the shape {"error": {"code", "message", "field"?, "details"?}}.
-Ledger errors from `ledger/` are translated here too, so routes never catch them.
+Ledger errors from `ledger/` are translated here too, so routes never catch them. A
+browser (not the JSON API) gets the same error as a page, through the renderer the app
+passes to `install_error_handlers`. Importing this module imports no web framework: the
+command line uses the same errors.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import AuthorityError, EncodingError, LedgerError, SignatureError
+from ledger.errors import AuthorityError, EncodingError, LedgerError, ProofError, SignatureError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from starlette.responses import Response
 
 log = logging.getLogger("ocop_trace")
 
@@ -36,12 +41,26 @@ class ServiceError(Exception):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, field: str | None = None, details: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.details = details
+        self.retry_after = retry_after
+        # Set when a statement is refused: the entry index it would have had, and its
+        # place among the statements sent (see LedgerStore.append_stream).
+        self.entry_index: int | None = None
+        self.position: int | None = None
+
+
+class BadLink(ServiceError):
+    status, code = 400, "bad_link"
 
 
 class InvalidInput(ServiceError):
@@ -68,6 +87,10 @@ class PreconditionFailed(ServiceError):
     status, code = 412, "precondition_failed"
 
 
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "too_large"
+
+
 class TooManyRequests(ServiceError):
     status, code = 429, "rate_limited"
 
@@ -92,11 +115,13 @@ class ErrorResponse(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
-        (401, "Not signed in, or the token is unknown or revoked"),
+        (401, "Not signed in, or the token is unknown, expired or revoked"),
         (403, "Your role or ownership does not allow this"),
         (404, "Nothing with that id"),
         (409, "Conflicts with what exists (duplicate id, reused Idempotency-Key...)"),
+        (413, "The body is larger than this route accepts"),
         (422, "The request breaks a rule; `field` names the part to fix"),
+        (429, "Too many attempts; `Retry-After` says when to try again"),
         (503, "The database is not reachable"),
     )
 }
@@ -113,42 +138,75 @@ def error_body(
     return {"error": error}
 
 
-def _respond(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def from_ledger_error(exc: LedgerError) -> ServiceError:
     """What a ledger refusal means to the person who sent the statement."""
     details = {
         k: str(v) for k, v in (("expected", exc.expected), ("found", exc.found)) if v is not None
     }
+    error: ServiceError
     if isinstance(exc, SignatureError):
-        return InvalidInput(
+        error = InvalidInput(
             f"signature does not verify: {exc.message}", field="sig", details=details
         )
-    if isinstance(exc, AuthorityError):
-        return Forbidden(f"the signing key may not do this: {exc.message}", details=details)
-    if isinstance(exc, EncodingError):
-        return InvalidInput(exc.message, details=details)
-    return Conflict(exc.message, details=details)
+    elif isinstance(exc, AuthorityError):
+        error = Forbidden(f"the signing key may not do this: {exc.message}", details=details)
+    elif isinstance(exc, EncodingError | ProofError):
+        error = InvalidInput(exc.message, details=details)
+    else:
+        error = Conflict(exc.message, details=details)
+    error.position = getattr(exc, "position", None)
+    return error
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def as_service_error(exc: Exception) -> ServiceError | None:
+    """The domain meaning of an exception, if it has one (ledger errors translated)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, LedgerError):
+        return from_ledger_error(exc)
+    return None
+
+
+def _field(error: ServiceError) -> str | None:
+    # A statement refused in a list is named by its place in the list sent.
+    if error.position is None:
+        return error.field
+    where = f"statements[{error.position}]"
+    return f"{where}.{error.field}" if error.field else where
+
+
+# A page for a browser: (request, status, error) -> response, or None to answer JSON.
+HtmlErrors = Callable[["Request", int, ServiceError], Awaitable["Response | None"]]
+
+
+def install_error_handlers(app: FastAPI, html: HtmlErrors | None = None) -> None:
+    """Map every failure to the one error shape (or to a page, for a browser)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import OperationalError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    async def respond(request: Request, error: ServiceError) -> Response:
+        if html is not None:
+            page = await html(request, error.status, error)
+            if page is not None:
+                return page
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthenticated) else {}
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(error.retry_after)
+        body = error_body(error.code, error.message, _field(error), error.details)
+        return JSONResponse(body, status_code=error.status, headers=headers or None)
+
     @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
-        return _respond(
-            exc.status, error_body(exc.code, exc.message, exc.field, exc.details), headers
-        )
+    async def _service(request: Request, exc: ServiceError) -> Response:
+        return await respond(request, exc)
 
     @app.exception_handler(LedgerError)
-    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
-        return await _service(request, from_ledger_error(exc))
+    async def _ledger(request: Request, exc: LedgerError) -> Response:
+        return await respond(request, from_ledger_error(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             {
                 "field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
@@ -159,27 +217,35 @@ def install_error_handlers(app: FastAPI) -> None:
         field = problems[0]["field"] if problems else None
         detail = problems[0]["message"] if problems else "invalid request"
         message = f"{field}: {detail}" if field else detail
-        return _respond(422, error_body("invalid_input", message, field, {"problems": problems}))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = str(exc.detail)
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"nothing at {request.url.path}; the API is described at /docs"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-        return _respond(
-            exc.status_code, error_body(code, message), dict(exc.headers) if exc.headers else None
+        return await respond(
+            request, InvalidInput(message, field=field, details={"problems": problems})
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        error: ServiceError
+        if exc.status_code == 404:
+            error = NotFound(f"nothing at {request.url.path}; the API is described at /docs")
+        elif exc.status_code == 405:
+            error = ServiceError(f"{request.method} is not allowed on {request.url.path}")
+            error.status, error.code = 405, "method_not_allowed"
+        else:
+            error = ServiceError(str(exc.detail))
+            error.status, error.code = exc.status_code, "http_error"
+        response = await respond(request, error)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
     @app.exception_handler(OperationalError)
-    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
+    async def _database(request: Request, exc: OperationalError) -> Response:
         log.error("database unavailable: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
-        return _respond(503, error_body("unavailable", "the database is not reachable; try again"))
+        return await respond(request, Unavailable("the database is not reachable; try again"))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> Response:
         # Logged for operators with the traceback; the client sees no internals.
         log.exception("unhandled error", exc_info=exc)
-        return _respond(500, error_body("internal", "something went wrong on our side"))
+        return JSONResponse(
+            error_body("internal", "something went wrong on our side"), status_code=500
+        )

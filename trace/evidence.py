@@ -11,7 +11,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -21,15 +20,8 @@ from ledger.errors import LedgerError
 from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_checkpoint
 from ledger.statement import parse_entry
 from ledger.store import LedgerStore
-from ocop_trace import ocop
-from ocop_trace.models import (
-    BatchCreate,
-    EventCreate,
-    ProducerCreate,
-    ProductCreate,
-    RatingCreate,
-    RecallCreate,
-)
+from ocop_trace.errors import ServiceError
+from ocop_trace.kinds import KINDS
 
 V = TypeVar("V")
 
@@ -74,93 +66,6 @@ class EntryFacts:
     kind: str
     body: dict[str, Any]
     leaf_hash: bytes
-
-
-def _batch(body: dict[str, Any]) -> dict[str, Any]:
-    signed = BatchCreate.model_validate(body).model_dump()
-    signed["inputs"] = sorted(signed["inputs"])  # the page lists them sorted
-    return signed
-
-
-def _recall(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "batch_id": body.get("batch_id"),
-        "reason": RecallCreate.model_validate({"reason": body.get("reason")}).reason,
-    }
-
-
-def _event(body: dict[str, Any]) -> dict[str, Any]:
-    fields = EventCreate.model_validate({k: v for k, v in body.items() if k != "batch_id"})
-    return {"batch_id": body.get("batch_id"), **fields.model_dump()}
-
-
-def _product(body: dict[str, Any]) -> dict[str, Any]:
-    return ProductCreate.model_validate(body).model_dump()
-
-
-def _producer(body: dict[str, Any]) -> dict[str, Any]:
-    signed = ProducerCreate.model_validate(body).model_dump()
-    signed["address_current"]["district"] = ""  # the reformed addresses have no district
-    return signed
-
-
-def _rating(body: dict[str, Any]) -> dict[str, Any]:
-    data = RatingCreate.model_validate(body)
-    band = ocop.stars_for_score(data.score_hundredths, data.level)
-    expires = ocop.certificate_expiry(date.fromisoformat(data.issued_on))
-    return {**data.model_dump(), "stars": band.stars, "expires_on": expires.isoformat()}
-
-
-# Per part of the page: the statement kind that creates it, what that statement means once
-# read the way the projection reads it, and the fields the page shows from it.
-_SHOWN: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]], tuple[str, ...]]] = {
-    "batch": (
-        "batch.registered",
-        _batch,
-        (
-            "id",
-            "product_id",
-            "lot",
-            "produced_on",
-            "expires_on",
-            "quantity",
-            "unit",
-            "origin",
-            "inputs",
-        ),
-    ),
-    "recall": ("batch.recalled", _recall, ("batch_id", "reason")),
-    "event": ("batch.event", _event, ("batch_id", "biz_step", "at", "place")),
-    "product": ("product.registered", _product, ("id", "name_vi", "name_en", "gtin", "image_url")),
-    "producer": (
-        "producer.registered",
-        _producer,
-        (
-            "id",
-            "name",
-            "type",
-            "registration_no",
-            "contact",
-            "address_certified",
-            "address_current",
-        ),
-    ),
-    "rating": (
-        "rating.recorded",
-        _rating,
-        (
-            "product_id",
-            "score_hundredths",
-            "stars",
-            "level",
-            "issuing_body",
-            "decision_no",
-            "certificate_no",
-            "issued_on",
-            "expires_on",
-        ),
-    ),
-}
 
 
 class Evidence:
@@ -221,18 +126,18 @@ class Evidence:
             "proof_length": len(path),
         }
 
-    def _signed(
-        self, facts: EntryFacts, kind: str, meaning: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    def _signed(self, facts: EntryFacts, part: str) -> dict[str, Any] | None:
         """What the entry's statement says, read as the projection reads it; None if the
-        entry is not that kind of statement or does not read as one."""
-        if facts.kind != kind:
+        entry is not the kind of statement that part comes from, or does not read as one."""
+        kind = KINDS.for_part(part)
+        if facts.kind != kind.name or kind.shown is None:
             return None
+        shown = kind.shown
 
         def read() -> dict[str, Any] | None:
             try:
-                return meaning(facts.body)
-            except ValueError:  # pydantic's ValidationError is one
+                return shown.read(kind.validate(facts.body))
+            except ServiceError:
                 return None
 
         return self._meanings.get(facts.index, read)
@@ -245,11 +150,11 @@ class Evidence:
         items, mismatch = [], []
         for part, index, fields in shown:
             facts = self.entry(conn, index)
-            kind, meaning, names = _SHOWN[part]
-            signed = self._signed(facts, kind, meaning)
+            signed = self._signed(facts, part)
             if signed is None:
                 mismatch.append(f"{part}.kind")
             else:
+                names = KINDS.for_part(part).shown.fields  # type: ignore[union-attr]
                 mismatch.extend(
                     f"{part}.{name}"
                     for name in names

@@ -22,6 +22,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from ocop_trace.errors import InvalidInput
+
 EcLevel = Literal["M", "Q", "H"]
 _EC_LEVELS: dict[str, int] = {
     "M": qrcode.constants.ERROR_CORRECT_M,
@@ -43,7 +45,7 @@ NAME_PT, STARS_PT, SMALL_PT, MIN_PT, LEADING = 8.0, 8.0, 7.0, 5.0, 1.2
 _DARK_RUN = re.compile(b"\x01+")
 
 
-class LabelError(ValueError):
+class LabelError(InvalidInput, ValueError):
     """Label content or sheet geometry that cannot be printed; the message says what to change."""
 
 
@@ -338,3 +340,16 @@ def render_pdf_sheet(
         raise LabelError("no labels to print: the sheet would be empty")
     canvas.save()
     return count
+
+
+def render(
+    labels: Sequence[Label], fmt: Literal["pdf", "svg", "png"], ec: EcLevel, layout: dict[str, Any]
+) -> bytes:
+    """A sheet of labels as a PDF, or the first label alone as SVG or PNG."""
+    if fmt == "svg":
+        return render_svg(labels[0].url, ec).encode("utf-8")
+    if fmt == "png":
+        return render_png(labels[0].url, ec)
+    out = BytesIO()
+    render_pdf_sheet(labels, out, ec=ec, **layout)
+    return out.getvalue()

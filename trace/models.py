@@ -20,6 +20,8 @@ from ocop_trace.digital_link import is_valid_gtin
 
 SLUG = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
 SLUG_RE = re.compile(SLUG)
+MAX_INDEX = 2**53 - 1  # ledger indices and ids in paths: what a JSON number holds exactly
+MAX_LABELS = 10_000  # labels issued in one set
 
 
 def _check_date(value: str | None, field: str) -> str | None:
@@ -63,6 +65,9 @@ class ProducerCreate(ProducerBase):
 
 
 class Producer(ProducerBase, table=True):
+    """A producer's row: its two addresses flattened into columns, `certified_*` and
+    `current_*` (see `address_columns` and `addresses_of`, the two directions)."""
+
     id: str = Field(primary_key=True, max_length=64)
     certified_province: str
     certified_district: str
@@ -72,6 +77,31 @@ class Producer(ProducerBase, table=True):
     current_commune: str
     current_line: str
     entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+_ADDRESS_PARTS = {
+    "certified": ("province", "district", "commune", "line"),
+    "current": ("province", "commune", "line"),
+}  # reformed: no district
+
+
+def address_columns(certified: AddressBase, current: AddressBase) -> dict[str, str]:
+    """A producer's addresses as its row's columns."""
+    given = {"certified": certified, "current": current}
+    return {
+        f"{which}_{part}": getattr(given[which], part)
+        for which, parts in _ADDRESS_PARTS.items()
+        for part in parts
+    }
+
+
+def addresses_of(row: Any) -> tuple[AddressBase, AddressBase]:
+    """A producer row's addresses: as certified, and current."""
+    certified, current = (
+        AddressBase(**{part: getattr(row, f"{which}_{part}") for part in parts})
+        for which, parts in _ADDRESS_PARTS.items()
+    )
+    return certified, current
 
 
 class ProducerPublic(ProducerBase):
@@ -109,6 +139,10 @@ class ProductCreate(ProductBase):
     id: str = Field(regex=SLUG)
     producer_id: str = Field(regex=SLUG)
 
+    @property
+    def sector(self) -> str:
+        return ocop.sector_of(self.product_set)
+
 
 class Product(ProductBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
@@ -144,6 +178,16 @@ class RatingBase(SQLModel):
 
 
 class RatingCreate(RatingBase):
+    def derived(self) -> dict[str, Any]:
+        """What the rules make of it: stars (and potential 5★) and the expiry date."""
+        band = ocop.stars_for_score(self.score_hundredths, self.level)
+        expires = ocop.certificate_expiry(date.fromisoformat(self.issued_on))
+        return {
+            "stars": band.stars,
+            "potential_five": band.potential_five,
+            "expires_on": expires.isoformat(),
+        }
+
     @model_validator(mode="after")
     def _rules(self) -> RatingCreate:
         band = ocop.stars_for_score(self.score_hundredths, self.level)
@@ -170,11 +214,23 @@ class RatingPublic(RatingBase):
     potential_five: bool
     expires_on: str
     status: str
+    revoked_index: int | None
     revoked_reason: str
+
+    @property
+    def current(self) -> bool:
+        """Neither revoked nor expired: its stars may be shown as the product's own."""
+        return self.status in (ocop.RatingStatus.VALID, ocop.RatingStatus.EXPIRING)
 
 
 class RatingRevoke(SQLModel):
     reason: str = Field(min_length=3, max_length=500)
+
+
+class RatingRevocation(RatingRevoke):
+    """The body of a rating.revoked statement: the rating is the entry that recorded it."""
+
+    rating_id: int = Field(ge=0, le=MAX_INDEX)
 
 
 # -- batches -----------------------------------------------------------------------------
@@ -235,6 +291,12 @@ class RecallCreate(SQLModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class RecallRecord(RecallCreate):
+    """The body of a batch.recalled statement."""
+
+    batch_id: str = Field(regex=SLUG)
+
+
 # -- events and inspections --------------------------------------------------------------
 class EventBase(SQLModel):
     biz_step: str
@@ -262,6 +324,12 @@ class EventBase(SQLModel):
 
 class EventCreate(EventBase):
     pass
+
+
+class EventRecord(EventBase):
+    """The body of a batch.event statement."""
+
+    batch_id: str = Field(regex=SLUG)
 
 
 class BatchEvent(EventBase, table=True):
@@ -295,7 +363,7 @@ class Inspection(InspectionCreate, table=True):
 
 # -- labels ------------------------------------------------------------------------------
 class LabelIssue(SQLModel):
-    count: int = Field(ge=1, le=10_000, description="How many labels (serials) to issue")
+    count: int = Field(ge=1, le=MAX_LABELS, description="How many labels (serials) to issue")
     format: Literal["pdf", "svg", "png"] = Field(
         default="pdf", description="pdf (an A4 sheet), svg or png (one label)"
     )
@@ -308,6 +376,22 @@ class LabelIssue(SQLModel):
     columns: int = Field(default=3, ge=1, le=20)
     rows: int = Field(default=7, ge=1, le=30)
     qr_mm: float = Field(default=30.0, gt=0, le=200, description="QR side, quiet zone included")
+
+    def layout(self) -> dict[str, Any]:
+        """The sheet's geometry, as `labels.check_sheet` and `render_pdf_sheet` take it."""
+        return {
+            "label_mm": (self.label_width_mm, self.label_height_mm),
+            "grid": (self.columns, self.rows),
+            "qr_mm": self.qr_mm,
+        }
+
+
+class LabelSetRecord(SQLModel):
+    """The body of a labels.issued statement: the Merkle root of the set, never a serial."""
+
+    batch_id: str = Field(regex=SLUG)
+    count: int = Field(ge=1, le=MAX_LABELS)
+    commitment: str = Field(regex=r"^[0-9a-f]{64}$", description="RFC 6962 root of the serials")
 
 
 class LabelSet(SQLModel, table=True):
@@ -328,6 +412,17 @@ class LabelSerial(SQLModel, table=True):
     batch_id: str = Field(index=True, max_length=64)
     label_set_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
+
+# The tables as SQLAlchemy Core objects, which the projection and the pages query.
+PRODUCER = Producer.__table__  # type: ignore[attr-defined]
+PRODUCT = Product.__table__  # type: ignore[attr-defined]
+RATING = Rating.__table__  # type: ignore[attr-defined]
+BATCH = Batch.__table__  # type: ignore[attr-defined]
+BATCH_INPUT = BatchInput.__table__  # type: ignore[attr-defined]
+EVENT = BatchEvent.__table__  # type: ignore[attr-defined]
+INSPECTION = Inspection.__table__  # type: ignore[attr-defined]
+LABEL_SET = LabelSet.__table__  # type: ignore[attr-defined]
+LABEL_SERIAL = LabelSerial.__table__  # type: ignore[attr-defined]
 
 _PROJECTED: tuple[Any, ...] = (
     Producer,

@@ -13,10 +13,12 @@ from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
+from ocop_trace.errors import InvalidInput
+
 # Facts follow /work/shared/OCOP.md (public news, not the decision texts): correct them here.
 
 
-class RatingRuleError(ValueError):
+class RatingRuleError(InvalidInput, ValueError):
     """A rating that OCOP's rules do not allow; the message is meant for a council clerk."""
 
 

@@ -23,12 +23,13 @@ from ledger.bundle import read_records
 from ledger.statement import parse_entry
 from ledger.verifier import CheckpointRecord, EntryRecord
 from ocop_trace.digital_link import DigitalLinkError, parse_digital_link
+from ocop_trace.errors import BadLink
 
 LABEL_DOMAIN = b"ocop-trace/label/v1\n"
 KEY_HINT_CHARS = 8
 
 
-class LabelSignatureError(ValueError):
+class LabelSignatureError(BadLink, ValueError):
     """A link that carries no signature, or one that cannot be read."""
 
 

@@ -12,12 +12,11 @@ from sqlmodel import SQLModel
 
 from ledger.authority import KeyRegistry
 from ledger.statement import parse_entry
-from ledger.store import LedgerStore, open_engine
+from ledger.store import LedgerStore, open_engine, writing
 from ledger.verifier import Failure
-from ocop_trace.models import PROJECTION_TABLES
-from ocop_trace.projection import LABEL_SET, Projector, clear
+from ocop_trace.models import LABEL_SERIAL, LABEL_SET, PROJECTION_TABLES
+from ocop_trace.projection import Projector, clear
 from ocop_trace.serials import parse_canonical, serial_set_commitment
-from ocop_trace.service import LABEL_SERIAL
 
 
 def _replay(conn: Connection, store: LedgerStore) -> int:
@@ -35,7 +34,7 @@ def _replay(conn: Connection, store: LedgerStore) -> int:
 def rebuild(store: LedgerStore) -> int:
     """Recreate every projection table from the ledger, in one transaction; returns entries."""
     SQLModel.metadata.create_all(store.engine, tables=PROJECTION_TABLES)
-    with store.engine.begin() as conn:
+    with writing(store.engine) as conn:
         clear(conn)
         return _replay(conn, store)
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from ledger.statement import utc_now
+from ledger.store import writing
 from ocop_trace import ocop
 
 
@@ -154,7 +155,7 @@ class ScanCounter:
 
     def _write(self, batch: dict[str, _Pending]) -> None:
         # Two statements, each executed once with every row, whatever the batch's size.
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             upsert = dialect.insert(COUNT)
             upsert = upsert.on_conflict_do_update(

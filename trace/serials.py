@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from ledger.merkle import leaf_hash, root_from_leaf_hashes
+from ocop_trace.errors import BadLink
 
 SERIAL_BITS = 80  # guessing one live serial among a billion still takes ~2**50 tries
 CANONICAL_LENGTH = SERIAL_BITS // 5  # 16 symbols of 5 bits: no padding bits to disagree on
@@ -18,7 +19,7 @@ _VALUE_OF = {symbol: value for value, symbol in enumerate(_CHECK_SYMBOLS)}
 _CONFUSABLES = str.maketrans({"I": "1", "L": "1", "O": "0"})
 
 
-class SerialError(ValueError):
+class SerialError(BadLink, ValueError):
     """Text that is not a label serial; the message says what to fix."""
 
 

@@ -1,8 +1,13 @@
-"""Use cases: who may do what, signing with custodial keys, and appending to the ledger."""
+"""Use cases: who may do what, signing with custodial keys, and appending to the ledger.
+
+Every surface (JSON API, pages, staff app, command line) calls these; none writes to the
+ledger or the projection on its own. Roles are checked here; what a signed statement may
+do (ownership, the OCOP rules) is checked by the projection, inside the append.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,52 +15,54 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, insert, select
 
 from ledger import keys
-from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED
 from ledger.statement import Statement, sign_statement, utc_now
-from ledger.store import LedgerStore, Receipt
-from ocop_trace import accounts
+from ledger.store import Also, LedgerStore, Receipt, writing
+from ocop_trace import accounts, labels
 from ocop_trace.accounts import Principal
 from ocop_trace.custody import Custody
-from ocop_trace.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotAuthenticated,
-    NotFound,
-    Unavailable,
-)
+from ocop_trace.errors import Forbidden, NotAuthenticated, NotFound, Unavailable
+from ocop_trace.kinds import KINDS, Role
+from ocop_trace.links import label_url
 from ocop_trace.models import (
+    BATCH,
+    LABEL_SERIAL,
+    PRODUCER,
+    PRODUCT,
     BatchCreate,
     EventCreate,
     InspectionCreate,
-    LabelSerial,
+    LabelIssue,
     ProducerCreate,
     ProductCreate,
     RatingCreate,
 )
-from ocop_trace.projection import PRODUCER, Projector
+from ocop_trace.ocop import today_in_vietnam
+from ocop_trace.offline import sign_label_url
+from ocop_trace.projection import Projector
+from ocop_trace.reads import current_rating
 from ocop_trace.serials import Serial, new_serial, serial_set_commitment
 
-COUNCIL_KINDS = [
-    KEY_REGISTERED,
-    KEY_REVOKED,
-    "producer.registered",
-    "product.registered",
-    "rating.recorded",
-    "rating.revoked",
-]
-PRODUCER_KINDS = ["batch.registered", "batch.event", "batch.recalled", "labels.issued"]
-INSPECTOR_KINDS = ["inspection.recorded"]
 COUNCIL_OWNER = "council"
 
 
-def _project(conn: Connection, appended: list[tuple[int, Statement, KeyGrant | None]]) -> None:
-    Projector(conn).apply_all(appended)
-
-
 def attach_projection(store: LedgerStore) -> LedgerStore:
-    store.on_append = _project
+    store.on_append = lambda conn, appended: Projector(conn).apply_all(appended)
     return store
+
+
+def owner_of(role: Role, subject: str) -> str:
+    """The custody owner name of a key: the council's, a producer's or an inspector's."""
+    return COUNCIL_OWNER if role == "council" else f"{role}:{subject}"
+
+
+@dataclass(frozen=True)
+class IssuedLabels:
+    """A label set just issued: its ledger receipt, serials and the labels to print."""
+
+    receipt: Receipt
+    serials: list[Serial]
+    labels: list[labels.Label]
 
 
 @dataclass
@@ -72,21 +79,17 @@ class TraceService:
         """Give the service a council key registered by the root key (once)."""
         if self.custody.key_for(COUNCIL_OWNER) is not None:
             return
-        with self.engine.begin() as conn:
-            council = self.custody.create(conn, COUNCIL_OWNER, utc_now())
-        self.store.append(
-            [
-                _registration(
-                    root,
-                    council,
-                    "council",
-                    "council",
-                    COUNCIL_KINDS,
-                    "council",
-                    PRODUCER_KINDS + INSPECTOR_KINDS,
-                )
-            ]
+        council = keys.generate()
+        registration = _registration(
+            root,
+            council,
+            "council",
+            "council",
+            KINDS.signed_by("council"),
+            "council",
+            KINDS.signed_by("producer") + KINDS.signed_by("inspector"),
         )
+        self._append([registration], also=self._keep(COUNCIL_OWNER, council))
 
     # -- signing --------------------------------------------------------------------------
     def _key(self, owner: str) -> Ed25519PrivateKey:
@@ -95,39 +98,48 @@ class TraceService:
             raise Unavailable(f"the service holds no signing key for {owner}; run ocop-trace init")
         return key
 
-    def _append(self, statements: Sequence[Statement]) -> list[Receipt]:
-        return self.store.append(list(statements))
+    def _keep(self, owner: str, key: Ed25519PrivateKey) -> Also:
+        """Store a new custodial key in the transaction of the entry that registers it, so
+        a refused registration leaves no key behind (and a key is never unregistered)."""
+        return lambda conn, _: self.custody.keep(conn, owner, key, utc_now())
 
-    def _council_signs(self, principal: Principal, kind: str, body: dict[str, Any]) -> Receipt:
-        require_role(principal, "council")
-        return self._append([sign_statement(kind, body, self._key(COUNCIL_OWNER))])[0]
+    def _append(self, statements: Sequence[Statement], also: Also | None = None) -> list[Receipt]:
+        return self.store.append(list(statements), also=also)
+
+    def _signs(
+        self, principal: Principal, role: Role, kind: str, body: dict[str, Any], **also: Any
+    ) -> Receipt:
+        """The principal's own key signs: the council's, its producer's or its own."""
+        require_role(principal, role)
+        subject = principal.producer_id if role == "producer" else principal.username
+        key = self._key(owner_of(role, subject))
+        return self._append([sign_statement(kind, body, key)], **also)[0]
 
     # -- council --------------------------------------------------------------------------
     def register_producer(self, principal: Principal, data: ProducerCreate) -> Receipt:
+        """The producer, and a custodial signing key registered for it, in one append."""
         require_role(principal, "council")
-        with self.engine.begin() as conn:
-            if conn.execute(select(PRODUCER.c.id).where(PRODUCER.c.id == data.id)).first():
-                raise Conflict(f"a producer with id {data.id!r} already exists", field="id")
-            producer_key = self.custody.create(conn, f"producer:{data.id}", utc_now())
-        council = self._key(COUNCIL_OWNER)
+        council, producer_key = self._key(COUNCIL_OWNER), keys.generate()
         statements = [
             sign_statement("producer.registered", data.model_dump(exclude_none=True), council),
-            _registration(council, producer_key, "producer", data.id, PRODUCER_KINDS, data.id),
+            _registration(
+                council, producer_key, "producer", data.id, KINDS.signed_by("producer"), data.id
+            ),
         ]
-        return self._append(statements)[0]
+        owner = owner_of("producer", data.id)
+        return self._append(statements, also=self._keep(owner, producer_key))[0]
 
     def register_product(self, principal: Principal, data: ProductCreate) -> Receipt:
-        return self._council_signs(
-            principal, "product.registered", data.model_dump(exclude_none=True)
-        )
+        body = data.model_dump(exclude_none=True)
+        return self._signs(principal, "council", "product.registered", body)
 
     def record_rating(self, principal: Principal, data: RatingCreate) -> Receipt:
-        return self._council_signs(principal, "rating.recorded", data.model_dump(exclude_none=True))
+        body = data.model_dump(exclude_none=True)
+        return self._signs(principal, "council", "rating.recorded", body)
 
     def revoke_rating(self, principal: Principal, rating_id: int, reason: str) -> Receipt:
-        return self._council_signs(
-            principal, "rating.revoked", {"rating_id": rating_id, "reason": reason}
-        )
+        body = {"rating_id": rating_id, "reason": reason}
+        return self._signs(principal, "council", "rating.revoked", body)
 
     def register_producer_key(
         self, principal: Principal, producer_id: str, public_hex: str, name: str
@@ -135,135 +147,155 @@ class TraceService:
         """Register a key the producer holds itself, for statements it signs offline."""
         require_role(principal, "council")
         keys.public_key_from_id(public_hex)
-        council = self._key(COUNCIL_OWNER)
+        self._require_producer(producer_id)
         body = {
             "key_id": public_hex,
             "role": "producer",
             "name": name,
-            "kinds": PRODUCER_KINDS,
+            "kinds": KINDS.signed_by("producer"),
             "may_grant": [],
             "subject": producer_id,
         }
-        self._require_producer(producer_id)
-        return self._append([sign_statement(KEY_REGISTERED, body, council)])[0]
+        return self._signs(principal, "council", KEY_REGISTERED, body)
 
     def revoke_key(self, principal: Principal, key_id: str, reason: str) -> Receipt:
-        return self._council_signs(principal, KEY_REVOKED, {"key_id": key_id, "reason": reason})
+        body = {"key_id": key_id, "reason": reason}
+        return self._signs(principal, "council", KEY_REVOKED, body)
 
     def create_user(
         self, principal: Principal, username: str, password: str, role: str, producer_id: str
     ) -> int:
+        """A user; an inspector also gets a signing key, registered in the same transaction."""
         require_role(principal, "council")
         if producer_id:
             self._require_producer(producer_id)
         now = utc_now()
-        with self.engine.begin() as conn:
-            user_id = accounts.create_user(conn, username, password, role, producer_id, now)
-            inspector_key = (
-                self.custody.create(conn, f"inspector:{user_id}", now)
-                if role == "inspector"
-                else None
-            )
-        if inspector_key is not None:
-            council = self._key(COUNCIL_OWNER)
-            self._append(
-                [
-                    _registration(
-                        council,
-                        inspector_key,
-                        "inspector",
-                        username,
-                        INSPECTOR_KINDS,
-                        f"inspector:{user_id}",
-                    )
-                ]
-            )
-        return user_id
+        if role != "inspector":
+            with writing(self.engine) as conn:
+                return accounts.create_user(conn, username, password, role, producer_id, now)
+        created: list[int] = []
+        key, owner = keys.generate(), owner_of("inspector", username)
+
+        def add_user(conn: Connection, _: list[Receipt]) -> None:
+            created.append(accounts.create_user(conn, username, password, role, "", now))
+            self.custody.keep(conn, owner, key, now)
+
+        council = self._key(COUNCIL_OWNER)
+        kinds = KINDS.signed_by("inspector")
+        self._append([_registration(council, key, "inspector", username, kinds, owner)], add_user)
+        return created[0]
 
     # -- producers ------------------------------------------------------------------------
-    def _producer_signs(
-        self, principal: Principal, producer_id: str, kind: str, body: dict[str, Any]
-    ) -> Receipt:
-        require_role(principal, "producer")
-        if principal.producer_id != producer_id:
-            raise Forbidden("you can act only for your own producer's products and batches")
-        return self._append([sign_statement(kind, body, self._key(f"producer:{producer_id}"))])[0]
+    def register_batch(self, principal: Principal, data: BatchCreate) -> Receipt:
+        body = data.model_dump(exclude_none=True)
+        return self._signs(principal, "producer", "batch.registered", body)
 
-    def register_batch(self, principal: Principal, data: BatchCreate, producer_id: str) -> Receipt:
-        return self._producer_signs(
-            principal, producer_id, "batch.registered", data.model_dump(exclude_none=True)
-        )
+    def add_event(self, principal: Principal, batch_id: str, data: EventCreate) -> Receipt:
+        body = {"batch_id": batch_id, **data.model_dump(exclude_none=True)}
+        return self._signs(principal, "producer", "batch.event", body)
 
-    def add_event(
-        self, principal: Principal, batch_id: str, producer_id: str, data: EventCreate
-    ) -> Receipt:
-        return self._producer_signs(
-            principal,
-            producer_id,
-            "batch.event",
-            {"batch_id": batch_id, **data.model_dump(exclude_none=True)},
-        )
-
-    def recall(self, principal: Principal, batch_id: str, producer_id: str, reason: str) -> Receipt:
-        return self._producer_signs(
-            principal, producer_id, "batch.recalled", {"batch_id": batch_id, "reason": reason}
-        )
+    def recall(self, principal: Principal, batch_id: str, reason: str) -> Receipt:
+        body = {"batch_id": batch_id, "reason": reason}
+        return self._signs(principal, "producer", "batch.recalled", body)
 
     def producer_key(self, producer_id: str) -> Ed25519PrivateKey:
-        return self._key(f"producer:{producer_id}")
+        return self._key(owner_of("producer", producer_id))
+
+    def batch_owner(self, batch_id: str) -> str:
+        """The producer a batch belongs to (for operators acting on its behalf)."""
+        with self.engine.connect() as conn:
+            owner = conn.execute(select(BATCH.c.producer_id).where(BATCH.c.id == batch_id)).scalar()
+        if owner is None:
+            raise NotFound(f"no batch with id {batch_id!r}", field="batch_id")
+        return str(owner)
 
     def issue_labels(
-        self, principal: Principal, batch_id: str, producer_id: str, count: int
-    ) -> tuple[Receipt, list[Serial]]:
-        """New unguessable serials for a batch; the ledger records only their Merkle root."""
-        serials = [new_serial() for _ in range(count)]
-        commitment = serial_set_commitment(serials).hex()
-        receipt = self._producer_signs(
-            principal,
-            producer_id,
-            "labels.issued",
-            {"batch_id": batch_id, "count": count, "commitment": commitment},
-        )
-        # After the append: if the process dies in between, the ledger holds a root for
-        # serials nobody printed, which harms no one; the reverse would print unbacked codes.
-        with self.engine.begin() as conn:
+        self, principal: Principal, batch_id: str, request: LabelIssue, public_url: str
+    ) -> IssuedLabels:
+        """New unguessable serials for a batch and the labels that carry them.
+
+        The ledger records only the serials' Merkle root; the serials themselves are stored
+        in the same transaction, so no serial exists that the ledger does not commit to and
+        no committed set lacks its serials.
+        """
+        require_role(principal, "producer")
+        labels.check_sheet(**request.layout())  # before any serial is issued
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(BATCH.c.lot, PRODUCT.c.gtin, PRODUCT.c.name_vi, PRODUCT.c.id)
+                .join(PRODUCT, PRODUCT.c.id == BATCH.c.product_id)
+                .where(BATCH.c.id == batch_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no batch with id {batch_id!r}", field="batch_id")
+            rating = current_rating(conn, row.id, today_in_vietnam())
+        serials = [new_serial() for _ in range(request.count)]
+        body = {
+            "batch_id": batch_id,
+            "count": request.count,
+            "commitment": serial_set_commitment(serials).hex(),
+        }
+
+        def keep_serials(conn: Connection, receipts: list[Receipt]) -> None:
             conn.execute(
                 insert(LABEL_SERIAL),
                 [
-                    {"serial": s.canonical, "batch_id": batch_id, "label_set_id": receipt.index}
+                    {"serial": s.canonical, "batch_id": batch_id, "label_set_id": receipts[0].index}
                     for s in serials
                 ],
             )
-        return receipt, serials
+
+        receipt = self._signs(principal, "producer", "labels.issued", body, also=keep_serials)
+        urls = [label_url(public_url, row.gtin, row.lot, s.canonical) for s in serials]
+        if request.offline:
+            key = self.producer_key(principal.producer_id)
+            urls = [sign_label_url(url, key) for url in urls]
+        stars = rating.stars if rating is not None and rating.current else 0
+        sheet = [
+            labels.Label(url, row.name_vi, stars, row.lot, serial.human)
+            for url, serial in zip(urls, serials, strict=True)
+        ]
+        return IssuedLabels(receipt, serials, sheet)
 
     # -- inspectors -----------------------------------------------------------------------
     def record_inspection(self, principal: Principal, data: InspectionCreate) -> Receipt:
-        require_role(principal, "inspector")
-        key = self._key(f"inspector:{principal.user_id}")
-        return self._append(
-            [sign_statement("inspection.recorded", data.model_dump(exclude_none=True), key)]
-        )[0]
+        body = data.model_dump(exclude_none=True)
+        return self._signs(principal, "inspector", "inspection.recorded", body)
 
     # -- statements signed elsewhere ------------------------------------------------------
-    def submit_signed(self, principal: Principal, statements: Sequence[Statement]) -> list[Receipt]:
-        """Append statements signed offline; a user may submit only their own keys' work."""
-        if principal.role == "public":
-            raise Forbidden("sign in to submit statements")
-        if principal.role != "council":
+    def submit_signed(
+        self,
+        principal: Principal,
+        statements: Iterable[Sequence[Statement]],
+        on_chunk: Callable[[list[Receipt]], None] | None = None,
+    ) -> list[Receipt]:
+        """Append statements signed offline, all or none, through the projection; a user may
+        submit only their own keys' work. Statements come in chunks, held one at a time."""
+        require_role(principal, *accounts.ROLES)
+        return self.store.append_stream(self._own_work(principal, statements), on_chunk=on_chunk)
+
+    def _own_work(
+        self, principal: Principal, chunks: Iterable[Sequence[Statement]]
+    ) -> Iterable[Sequence[Statement]]:
+        if principal.role == "council":
+            yield from chunks
+            return
+        mine = (
+            owner_of("inspector", principal.username)
+            if principal.role == "inspector"
+            else principal.producer_id
+        )
+        position = 0
+        for chunk in chunks:
             grants = self.store.grants()
-            mine = (
-                f"inspector:{principal.user_id}"
-                if principal.role == "inspector"
-                else (principal.producer_id)
-            )
-            for position, statement in enumerate(statements):
+            for statement in chunk:
                 grant = grants.get(statement.key_id)
                 if grant is None or grant.subject != mine:
-                    raise Forbidden(
-                        f"statement {position} is not signed by one of your keys",
-                        field=f"statements[{position}].key_id",
-                    )
-        return self._append(statements)
+                    error = Forbidden(f"statement {position} is not signed by one of your keys")
+                    error.position, error.field = position, "key_id"
+                    raise error
+                position += 1
+            yield chunk
 
     def _require_producer(self, producer_id: str) -> None:
         with self.engine.connect() as conn:
@@ -301,6 +333,4 @@ def _registration(
     return sign_statement(KEY_REGISTERED, body, signer)
 
 
-LABEL_SERIAL = LabelSerial.__table__  # type: ignore[attr-defined]
-
-__all__ = ["InvalidInput", "TraceService", "attach_projection", "require_role"]
+__all__ = ["IssuedLabels", "TraceService", "attach_projection", "owner_of", "require_role"]

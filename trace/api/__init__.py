@@ -1,1 +1,1 @@
-"""HTTP API routers; each module serves one concern."""
+"""/api/v1: JSON for programs, one router per concern (OpenAPI at /docs)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from ocop_trace import ocop
 from ocop_trace.api.deps import (
@@ -22,60 +21,19 @@ from ocop_trace.api.deps import (
 )
 from ocop_trace.errors import NotFound
 from ocop_trace.models import (
+    PRODUCER,
+    PRODUCT,
     SLUG,
-    AddressBase,
     ProducerCreate,
     ProducerPublic,
     ProductCreate,
     ProductPublic,
     RatingCreate,
-    RatingPublic,
     RatingRevoke,
 )
-from ocop_trace.projection import PRODUCER, PRODUCT, RATING
+from ocop_trace.reads import producer_public, ratings_of
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
-
-
-def producer_public(row: Any) -> ProducerPublic:
-    return ProducerPublic(
-        id=row.id,
-        name=row.name,
-        type=row.type,
-        registration_no=row.registration_no,
-        contact=row.contact,
-        entry_index=row.entry_index,
-        address_certified=AddressBase(
-            province=row.certified_province,
-            district=row.certified_district,
-            commune=row.certified_commune,
-            line=row.certified_line,
-        ),
-        address_current=AddressBase(
-            province=row.current_province, commune=row.current_commune, line=row.current_line
-        ),
-    )
-
-
-def current_rating(conn: Connection, product_id: str) -> Any:
-    """The product's latest rating row (revoked or not), or None."""
-    return conn.execute(
-        select(RATING)
-        .where(RATING.c.product_id == product_id)
-        .order_by(RATING.c.id.desc())
-        .limit(1)
-    ).first()
-
-
-def rating_public(row: Any, today: date) -> RatingPublic:
-    status = ocop.rating_status(
-        date.fromisoformat(row.issued_on),
-        date.fromisoformat(row.expires_on),
-        revoked=row.revoked_index is not None,
-        today=today,
-    )
-    values = {k: v for k, v in row._mapping.items() if k in RatingPublic.model_fields}
-    return RatingPublic(**values, status=status.value)
 
 
 @router.get("/producers", summary="All producers, a page at a time")
@@ -93,11 +51,16 @@ def get_producer(producer_id: str, request: Request, conn: ConnDep) -> Response:
 
 
 @router.post("/producers", status_code=201, summary="Register a producer (council)")
-async def create_producer(
+def create_producer(
     request: Request, data: ProducerCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    return await created(
-        request, service, principal, lambda: service.register_producer(principal, data), data.id
+    return created(
+        request,
+        service,
+        principal,
+        data.model_dump(),
+        lambda: service.register_producer(principal, data),
+        data.id,
     )
 
 
@@ -106,7 +69,7 @@ async def create_producer(
     status_code=201,
     summary="Register a public key the producer holds itself (council)",
 )
-async def register_producer_key(
+def register_producer_key(
     producer_id: str,
     request: Request,
     service: ServiceDep,
@@ -114,10 +77,11 @@ async def register_producer_key(
     key_id: Annotated[str, Body(pattern=r"^[0-9a-f]{64}$", description="Public key, hex")],
     name: Annotated[str, Body(pattern=r"^[!-*,-~]{1,64}$")],
 ) -> JSONResponse:
-    return await created(
+    return created(
         request,
         service,
         principal,
+        {"key_id": key_id, "name": name},
         lambda: service.register_producer_key(principal, producer_id, key_id, name),
     )
 
@@ -149,43 +113,50 @@ def get_product(product_id: str, request: Request, conn: ConnDep) -> Response:
 
 
 @router.post("/products", status_code=201, summary="Register a product (council)")
-async def create_product(
+def create_product(
     request: Request, data: ProductCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    return await created(
-        request, service, principal, lambda: service.register_product(principal, data), data.id
+    return created(
+        request,
+        service,
+        principal,
+        data.model_dump(),
+        lambda: service.register_product(principal, data),
+        data.id,
     )
 
 
 @router.get("/products/{product_id}/ratings", summary="A product's OCOP ratings, newest first")
 def product_ratings(product_id: str, request: Request, conn: ConnDep) -> Response:
-    rows = conn.execute(
-        select(RATING).where(RATING.c.product_id == product_id).order_by(RATING.c.id.desc())
-    ).all()
-    today = ocop.today_in_vietnam()
-    return cached_json(request, {"items": [rating_public(r, today).model_dump() for r in rows]})
+    ratings = ratings_of(conn, product_id, ocop.today_in_vietnam())
+    return cached_json(request, {"items": [r.model_dump() for r in ratings]})
 
 
 @router.post("/ratings", status_code=201, summary="Record an OCOP rating (council)")
-async def create_rating(
+def create_rating(
     request: Request, data: RatingCreate, service: ServiceDep, principal: PrincipalDep
 ) -> JSONResponse:
-    return await created(
-        request, service, principal, lambda: service.record_rating(principal, data)
+    return created(
+        request,
+        service,
+        principal,
+        data.model_dump(),
+        lambda: service.record_rating(principal, data),
     )
 
 
 @router.post("/ratings/{rating_id}/revoke", status_code=201, summary="Revoke a rating (council)")
-async def revoke_rating(
+def revoke_rating(
     rating_id: IdPath,
     data: RatingRevoke,
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    return await created(
+    return created(
         request,
         service,
         principal,
+        data.model_dump(),
         lambda: service.revoke_rating(principal, rating_id, data.reason),
     )

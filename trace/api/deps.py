@@ -5,22 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Connection, func, insert, select
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Connection, func, select
 
-from ledger.statement import utc_now
 from ledger.store import Receipt
+from ocop_trace import idempotency
 from ocop_trace.accounts import PUBLIC, Principal, principal_for_token
-from ocop_trace.errors import Conflict, NotAuthenticated
+from ocop_trace.errors import NotAuthenticated
+from ocop_trace.models import MAX_INDEX
 from ocop_trace.service import TraceService
-
-T = TypeVar("T")
 
 
 async def get_service(request: Request) -> TraceService:
@@ -60,8 +58,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 # Ids in paths are database integers: a larger number is refused as input (422), not
 # passed on to overflow the driver.
-MAX_ID = 2**53 - 1
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_INDEX)]
 
 
 class PageParams(BaseModel):
@@ -91,65 +88,31 @@ def cached_json(request: Request, payload: Any, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-class IdempotencyRecord(SQLModel, table=True):
-    """The answer to a write sent with an Idempotency-Key, replayed if the write is retried."""
-
-    __tablename__ = "idempotency_record"
-    key: str = Field(primary_key=True, max_length=200)
-    request_hash: str = Field(max_length=64)
-    status: int
-    body: str
-    created_at: str = Field(max_length=32)
-
-
-IDEMPOTENCY = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-
-
-async def idempotent(
+def idempotent(
     request: Request,
     service: TraceService,
     principal: Principal,
+    payload: Any,
     run: Callable[[], tuple[int, Any]],
 ) -> JSONResponse:
-    """Run a write once per Idempotency-Key (per user); a retry gets the first answer."""
+    """Run a write once per Idempotency-Key (per user, method and path); a retry gets the
+    first answer. Called from sync routes, which run in a worker thread."""
     key = request.headers.get("idempotency-key")
-    if not key:
-        status, payload = await run_in_threadpool(run)
-        return JSONResponse(payload, status_code=status)
-    if not 1 <= len(key) <= 100:
-        raise Conflict("Idempotency-Key must be 1 to 100 characters", field="Idempotency-Key")
-    scoped = f"{principal.user_id}:{request.method}:{request.url.path}:{key}"
-    request_hash = hashlib.sha256(await request.body()).hexdigest()
-    with service.engine.connect() as conn:
-        row = conn.execute(select(IDEMPOTENCY).where(IDEMPOTENCY.c.key == scoped)).first()
-    if row is not None:
-        if row.request_hash != request_hash:
-            raise Conflict(
-                "this Idempotency-Key was used with a different request body",
-                field="Idempotency-Key",
-            )
-        return JSONResponse(
-            json.loads(row.body), status_code=row.status, headers={"Idempotent-Replayed": "true"}
-        )
-    # Appending signs, verifies and fsyncs: off the event loop, so reads keep flowing.
-    status, payload = await run_in_threadpool(run)
-    with service.engine.begin() as conn:
-        conn.execute(
-            insert(IDEMPOTENCY).values(
-                key=scoped,
-                request_hash=request_hash,
-                status=status,
-                body=json.dumps(payload),
-                created_at=utc_now(),
-            )
-        )
-    return JSONResponse(payload, status_code=status)
+    if key is None:
+        status, body = run()
+        return JSONResponse(body, status_code=status)
+    idempotency.check_key(key)
+    scope = f"{principal.user_id}:{request.method}:{request.url.path}:{key}"
+    answer = idempotency.once(service.engine, scope, idempotency.request_hash(payload), run)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-async def created(
+def created(
     request: Request,
     service: TraceService,
     principal: Principal,
+    payload: Any,
     append: Callable[[], Receipt],
     created_id: str | None = None,
 ) -> JSONResponse:
@@ -162,7 +125,7 @@ async def created(
             "receipt": receipt_json(receipt),
         }
 
-    return await idempotent(request, service, principal, run)
+    return idempotent(request, service, principal, payload, run)
 
 
 def page_of(
@@ -189,7 +152,7 @@ def page_of(
     }
 
 
-def receipt_json(receipt: Any) -> dict[str, Any]:
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
     return {
         "index": receipt.index,
         "entry_hash": receipt.entry_hash,

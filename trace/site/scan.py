@@ -13,18 +13,16 @@ from sqlalchemy import Connection, select
 from starlette.routing import Route
 
 from ocop_trace import ocop
-from ocop_trace.api.batches import _batch_row, batch_public
-from ocop_trace.api.catalog import current_rating, producer_public, rating_public
 from ocop_trace.api.deps import get_principal
 from ocop_trace.digital_link import DigitalLinkError, parse_digital_link
 from ocop_trace.errors import InvalidInput, NotFound, error_body
+from ocop_trace.models import LABEL_SERIAL, PRODUCER, PRODUCT
 from ocop_trace.offline import LabelSignatureError, verify_label_url
-from ocop_trace.pages import error_page, finish, language, render_scan_page, wants_html
-from ocop_trace.projection import PRODUCER, PRODUCT
-from ocop_trace.scan_cache import ScanPages
+from ocop_trace.reads import batch_public, batch_row, current_rating, producer_public
 from ocop_trace.scans import ScanCounter, ScanStats
 from ocop_trace.serials import SerialError, parse_canonical
-from ocop_trace.service import LABEL_SERIAL
+from ocop_trace.site.cache import ScanPages
+from ocop_trace.site.pages import error_page, finish, language, render_scan_page, wants_html
 
 router = APIRouter(tags=["labels"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,7 +122,7 @@ def _facts(
     batch_id: str | None = None,
 ) -> Any:
     if batch_id is not None:
-        batch = _batch_row(conn, batch_id)
+        batch = batch_row(conn, batch_id)
     elif serial is not None:
         row = conn.execute(select(LABEL_SERIAL).where(LABEL_SERIAL.c.serial == serial)).first()
         if row is None:
@@ -132,7 +130,7 @@ def _facts(
                 "this code is not registered: the product may be counterfeit. "
                 "Report it to the seller or the provincial OCOP council."
             )
-        batch = _batch_row(conn, row.batch_id)
+        batch = batch_row(conn, row.batch_id)
     else:
         batch = None
     product_row = conn.execute(
@@ -147,7 +145,7 @@ def _facts(
     ):
         raise NotFound("no registered product matches this code: it may be counterfeit")
     producer = conn.execute(select(PRODUCER).where(PRODUCER.c.id == product_row.producer_id)).one()
-    rating = current_rating(conn, product_row.id)
+    rating = current_rating(conn, product_row.id, ocop.today_in_vietnam_cached())
     facts: dict[str, Any] = {
         "verdict": "registered" if batch is None or batch.recalled_index is None else "recalled",
         "product": {
@@ -159,9 +157,7 @@ def _facts(
         },
         "product_entry_index": product_row.entry_index,
         "producer": producer_public(producer).model_dump(),
-        "rating": rating_public(rating, ocop.today_in_vietnam_cached()).model_dump()
-        if rating
-        else None,
+        "rating": rating.model_dump() if rating else None,
         "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
         "recall_entry_index": batch.recalled_index if batch is not None else None,
     }

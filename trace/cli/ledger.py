@@ -1,26 +1,29 @@
-"""The ocop-trace command line: keys, ledger set-up, appends, export and verification."""
+"""The ledger's commands: keys, set-up, signing, appends, checkpoints, export, verification."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger import keys
-from ledger.bundle import export_bundle, read_header, read_records, store_records
+from ledger.bundle import read_header, read_records
 from ledger.canonical import parse_json
 from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
-from ledger.statement import HEX64, parse_statement, sign_statement
+from ledger.statement import HEX64, Statement, parse_statement, sign_statement
 from ledger.verifier import Report, verify
-from ocop_trace import cli_service
-from ocop_trace.cli_common import (
+
+if TYPE_CHECKING:
+    from ledger.store import Receipt
+from ocop_trace.cli.common import (
     DbOption,
     err,
     fail,
@@ -30,21 +33,16 @@ from ocop_trace.cli_common import (
     settings_with,
     user_errors,
 )
-from ocop_trace.ledger_setup import init_ledger, open_store, root_key_id
-from ocop_trace.rebuild import check_projection, has_projection, rebuild
 
-app = typer.Typer(
-    name="ocop-trace",
-    help="Traceability for OCOP products: a signed, hash-chained ledger you can verify.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# Commands that need the database import it (and the service) when they run, so that
+# `--help`, `keygen`, `sign` and `verify --bundle` start without the web stack or the ORM.
+APPEND_CHUNK = 500  # statements held in memory at once by `append`
 
 
-@app.command()
 def init(db: DbOption = None) -> None:
     """Create the database schema, keys (if missing) and the genesis entry. Safe to re-run."""
+    from ocop_trace.ledger_setup import init_ledger
+
     settings = settings_with(db)
     with user_errors():
         result = init_ledger(settings)
@@ -57,7 +55,6 @@ def init(db: DbOption = None) -> None:
     out.print(f"ledger verifier key: {result.ledger_vkey}")
 
 
-@app.command()
 def keygen(
     out_path: Annotated[Path, typer.Option("--out", help="Private key file to write (PEM).")],
     name: Annotated[str, typer.Option(help="Key name used in signed-note verifier keys.")] = "key",
@@ -79,7 +76,6 @@ def keygen(
     out.print(f"verifier key: {vkey}")
 
 
-@app.command()
 def sign(
     key_file: Annotated[Path, typer.Option("--key", help="Private key file (PEM).")],
     kind: Annotated[str, typer.Option(help="Statement kind, e.g. batch.registered.")],
@@ -99,57 +95,93 @@ def sign(
     print(json.dumps(statement.to_json(), ensure_ascii=False))
 
 
-@app.command()
 def append(
     statements_file: Annotated[Path, typer.Argument(help="JSON Lines file of signed statements.")],
     db: DbOption = None,
 ) -> None:
-    """Append pre-signed statements (all or none) and print one receipt per statement."""
+    """Append pre-signed statements (all or none), through the projection like the API does,
+    and print one receipt per statement. The file is read a chunk at a time."""
+    from ocop_trace.accounts import Principal
+    from ocop_trace.errors import as_service_error
+    from ocop_trace.ledger_setup import open_service
+
     settings = settings_with(db)
-    with user_errors():
-        statements = []
-        for number, line in enumerate(statements_file.read_bytes().splitlines(), start=1):
+    lines: list[int] = []  # the file's line number of each statement in the current chunk
+    first = 0  # the position of the current chunk's first statement
+
+    def chunks(handle: BinaryIO) -> Iterator[list[Statement]]:
+        nonlocal first
+        chunk: list[Statement] = []
+        for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                statements.append(parse_statement(line))
+                chunk.append(parse_statement(line))
             except LedgerError as exc:
                 fail(f"{statements_file}:{number}: {exc}")
-        receipts = open_store(settings).append(statements)
-    for receipt in receipts:
-        print(
-            json.dumps(
-                {
-                    "index": receipt.index,
-                    "entry_hash": receipt.entry_hash,
-                    "duplicate": receipt.duplicate,
-                }
+            lines.append(number)
+            if len(chunk) == APPEND_CHUNK:
+                yield chunk
+                first += len(chunk)
+                chunk = []
+                lines.clear()
+        if chunk:
+            yield chunk
+
+    with user_errors(), tempfile.TemporaryFile("w+") as receipts:
+        service = open_service(settings)
+        operator = Principal(None, "cli", "council")  # the ledger's rules still apply
+
+        def spool(done: list[Receipt]) -> None:
+            for r in done:  # printed once the whole file is in (all or none)
+                receipts.write(
+                    json.dumps(
+                        {"index": r.index, "entry_hash": r.entry_hash, "duplicate": r.duplicate}
+                    )
+                    + "\n"
+                )
+
+        try:
+            with statements_file.open("rb") as handle:
+                service.submit_signed(operator, chunks(handle), on_chunk=spool)
+        except Exception as exc:
+            error = as_service_error(exc)
+            position = getattr(exc, "position", None)
+            if error is None or position is None or not 0 <= position - first < len(lines):
+                raise
+            fail(
+                f"{statements_file}:{lines[position - first]}: refused, nothing was "
+                f"appended: {error.message}"
             )
-        )
+        receipts.seek(0)
+        for line in receipts:
+            sys.stdout.write(line)
 
 
-@app.command()
 def checkpoint(db: DbOption = None) -> None:
     """Sign and store a checkpoint of the ledger now, and print it (a C2SP signed note)."""
+    from ocop_trace.ledger_setup import open_store
+
     settings = settings_with(db)
     with user_errors():
         note = open_store(settings).publish_checkpoint()
     sys.stdout.write(note)
 
 
-@app.command()
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="Bundle file to write (JSON Lines).")],
     db: DbOption = None,
 ) -> None:
     """Export the ledger to a self-contained bundle that verifies with no database."""
+    from ledger.bundle import export_bundle
+    from ocop_trace.ledger_setup import open_store
+
     settings = settings_with(db)
     with user_errors():
         count = export_bundle(open_store(settings, signing=False), out_path)
     out.print(f"exported {count} entries to {out_path}")
 
 
-@app.command("verify")
 def verify_command(
     db: DbOption = None,
     bundle: Annotated[Path | None, typer.Option(help="Verify this bundle file instead.")] = None,
@@ -192,6 +224,10 @@ def verify_command(
             records: Any = read_records(bundle)
             options = {"expected_size": header.size, "origin": origin or header.origin}
         else:
+            from ledger.bundle import store_records
+            from ocop_trace.ledger_setup import open_store, root_key_id
+            from ocop_trace.rebuild import check_projection, has_projection
+
             pinned = pinned or root_key_id(settings)
             store = open_store(settings, signing=False, root_key=pinned)
             # A snapshot: entries appended while this runs are for the next verification.
@@ -230,22 +266,12 @@ def _run_verify(records: Any, root: str, *, show: bool, **options: Any) -> Repor
         return verify(records, root, on_progress=update, **options)
 
 
-@app.command("rebuild")
 def rebuild_command(db: DbOption = None) -> None:
     """Recreate the producer, product, rating and batch tables from the ledger alone."""
+    from ocop_trace.ledger_setup import open_store
+    from ocop_trace.rebuild import rebuild
+
     settings = settings_with(db)
     with user_errors():
         count = rebuild(open_store(settings, signing=False))
     out.print(f"projection rebuilt from {count:,} ledger entries")
-
-
-# The service's commands live in cli_service; registered here so `app` has them all.
-app.command()(cli_service.serve)
-app.command("labels")(cli_service.labels_command)
-app.command("verify-label")(cli_service.verify_label)
-app.command("user-add")(cli_service.user_add)
-app.command()(cli_service.demo)
-
-
-def main() -> None:
-    app()

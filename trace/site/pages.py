@@ -16,10 +16,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import Connection, select
 
-from ocop_trace import ocop
+from ocop_trace import csrf, ocop
+from ocop_trace.errors import ServiceError
 from ocop_trace.evidence import Evidence
 from ocop_trace.i18n import TEXT, pick_language
-from ocop_trace.projection import EVENT
+from ocop_trace.models import EVENT
 
 log = logging.getLogger("ocop_trace")
 
@@ -43,7 +44,7 @@ def language(request: Request) -> str:
 HTML_TYPE = "text/html; charset=utf-8"
 
 
-def _common(lang: str) -> dict[str, Any]:
+def common(lang: str) -> dict[str, Any]:
     return {"lang": lang, "t": TEXT[lang], "other_lang": "en" if lang == "vi" else "vi"}
 
 
@@ -86,9 +87,9 @@ def finish(
 ) -> Response:
     """Fill in the per-scan parts: the report form's CSRF token (also set as a cookie), the
     serial, and the copy warning."""
-    from ocop_trace.reports import CSRF_COOKIE, csrf_token
-
-    token = csrf_token(request.app.state.settings.secret_key.get_secret_value()) if serial else ""
+    token = (
+        csrf.new_token(request.app.state.settings.secret_key.get_secret_value()) if serial else ""
+    )
     warning = ""
     if scans is not None and scans["may_be_copied"]:
         warning = _copied_warning(lang, scans)
@@ -105,7 +106,7 @@ def finish(
         # own, and this runs on every scan.
         secure = "; Secure" if request.scope.get("scheme") == "https" else ""
         headers = {
-            "Set-Cookie": f"{CSRF_COOKIE}={token}; HttpOnly; Max-Age=3600; Path=/; "
+            "Set-Cookie": f"{csrf.COOKIE}={token}; HttpOnly; Max-Age=3600; Path=/; "
             f"SameSite=strict{secure}"
         }
     return Response(body, status_code=status, headers=headers, media_type=HTML_TYPE)
@@ -131,7 +132,7 @@ def error_page(
         environment()
         .get_template("error.html")
         .render(
-            **_common(lang),
+            **common(lang),
             verdict=verdict,
             headline=headline,
             message=message,
@@ -140,6 +141,13 @@ def error_page(
         )
     )
     return finish(request, Rendered.of(body), lang, serial, None, status)
+
+
+async def html_errors(request: Request, status: int, error: ServiceError) -> Response | None:
+    """A browser outside the JSON API gets an error as a page; anything else, JSON."""
+    if request.url.path.startswith("/api/") or not wants_html(request):
+        return None
+    return error_page(request, status, error.code, error.message)
 
 
 def _evidence(
@@ -235,7 +243,7 @@ def render_scan_page(
             # A label's page has the report form; a batch's page (from a lineage link) not.
             serial_page="serial" in facts,
             scans_warning=SCANS_HOLE,
-            **_common(lang),
+            **common(lang),
             product=product,
             product_name=product["name_vi"]
             if lang == "vi" or not product["name_en"]

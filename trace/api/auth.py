@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from ledger.statement import utc_now
+from ledger.store import writing
 from ocop_trace import accounts
 from ocop_trace.api.deps import IdPath, PrincipalDep, ServiceDep
 from ocop_trace.service import require_role
@@ -34,7 +35,7 @@ class NewUser(BaseModel):
     summary="Exchange username and password for an API token (shown once)",
 )
 def login(data: Login, service: ServiceDep) -> dict[str, Any]:
-    with service.engine.begin() as conn:
+    with writing(service.engine) as conn:
         principal = accounts.authenticate(conn, data.username, data.password)
         assert principal.user_id is not None
         token_id, token = accounts.issue_token(conn, principal.user_id, data.token_name, utc_now())
@@ -61,7 +62,7 @@ def me(principal: PrincipalDep) -> dict[str, Any]:
 @router.delete("/auth/tokens/{token_id}", status_code=204, summary="Revoke a token")
 def revoke(token_id: IdPath, service: ServiceDep, principal: PrincipalDep) -> None:
     require_role(principal, *accounts.ROLES)
-    with service.engine.begin() as conn:
+    with writing(service.engine) as conn:
         accounts.revoke_token(conn, principal, token_id, utc_now())
 
 

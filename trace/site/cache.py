@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from ledger.store import LedgerStore
 from ocop_trace.evidence import Lru
-from ocop_trace.pages import Rendered
+from ocop_trace.site.pages import Rendered
 
 Generation = tuple[int, int]
 

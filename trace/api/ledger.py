@@ -13,7 +13,8 @@ from sqlalchemy import text
 from ledger.errors import LedgerError
 from ledger.statement import parse_entry, statement_from_json
 from ocop_trace.api.deps import PrincipalDep, ServiceDep, cached_json, idempotent, receipt_json
-from ocop_trace.errors import InvalidInput, NotFound, from_ledger_error
+from ocop_trace.errors import InvalidInput, NotFound
+from ocop_trace.service import require_role
 
 router = APIRouter()
 
@@ -51,9 +52,7 @@ def checkpoint(service: ServiceDep) -> PlainTextResponse:
     summary="Publish a checkpoint now (council only)",
 )
 def publish_checkpoint(service: ServiceDep, principal: PrincipalDep) -> PlainTextResponse:
-    from ocop_trace.service import require_role
-
-    require_role(principal, "council", "inspector")
+    require_role(principal, "council")
     return PlainTextResponse(
         service.store.publish_checkpoint(), media_type="text/plain; charset=utf-8"
     )
@@ -90,10 +89,9 @@ def consistency(
     first: Annotated[int, Query(ge=1, le=2**53)],
     second: Annotated[int, Query(ge=1, le=2**53)],
 ) -> dict[str, Any]:
-    try:
-        proof = service.store.consistency_proof(first, second)
-    except LedgerError as exc:
-        raise InvalidInput(f"{exc.message} (expected {exc.expected}, found {exc.found})") from None
+    if first > second:
+        raise InvalidInput("first must not be larger than second", field="first")
+    proof = service.store.consistency_proof(first, second)
     return {
         "first": first,
         "second": second,
@@ -107,7 +105,7 @@ def consistency(
     status_code=201,
     summary="Append statements signed offline (all or none)",
 )
-async def submit(
+def submit(
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
@@ -118,12 +116,11 @@ async def submit(
         try:
             parsed.append(statement_from_json(value))
         except LedgerError as exc:
-            error = from_ledger_error(exc)
-            error.field = f"statements[{position}]"
-            raise error from None
+            exc.position = position  # type: ignore[attr-defined]
+            raise
 
     def run() -> tuple[int, Any]:
-        receipts = service.submit_signed(principal, parsed)
+        receipts = service.submit_signed(principal, [parsed])
         return 201, {"receipts": [receipt_json(r) for r in receipts]}
 
-    return await idempotent(request, service, principal, run)
+    return idempotent(request, service, principal, statements, run)

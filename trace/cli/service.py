@@ -1,18 +1,16 @@
-"""The command line's service commands: serve, labels, verify-label, user-add, demo."""
+"""The service's commands: serve, labels, verify-label, user-add, demo."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from ledger.bundle import read_header
 from ledger.statement import HEX64
-from ocop_trace.cli_common import DbOption, fail, out, print_report, settings_with, user_errors
-from ocop_trace.ledger_setup import open_service, root_key_id
+from ocop_trace.cli.common import DbOption, fail, out, print_report, settings_with, user_errors
 from ocop_trace.settings import Settings
 
 
@@ -52,69 +50,52 @@ def labels_command(
     label_mm: Annotated[str, typer.Option(help="Label size WIDTHxHEIGHT in mm")] = "63.5x38.1",
     grid: Annotated[str, typer.Option(help="Labels per page COLUMNSxROWS")] = "3x7",
     qr_mm: Annotated[float, typer.Option(help="QR side in mm, quiet zone included")] = 30.0,
+    offline: Annotated[bool, typer.Option(help="Sign each link for offline checking.")] = False,
     db: DbOption = None,
 ) -> None:
     """Issue serialised labels for a batch, signed with its producer's key, and print them."""
+    from pydantic import ValidationError
+
     from ocop_trace import labels
     from ocop_trace.accounts import Principal
-    from ocop_trace.api.label_routes import label_url
-    from ocop_trace.projection import BATCH, PRODUCT, RATING
+    from ocop_trace.ledger_setup import open_service
+    from ocop_trace.models import LabelIssue
 
-    if fmt not in ("pdf", "svg", "png") or ec not in ("M", "Q"):
-        fail("--format must be pdf, svg or png, and --ec M or Q")
     try:
         width, height = (float(v) for v in label_mm.lower().split("x"))
         columns, rows = (int(v) for v in grid.lower().split("x"))
-        layout: dict[str, Any] = {
-            "label_mm": (width, height),
-            "grid": (columns, rows),
-            "qr_mm": qr_mm,
-        }
-        labels.check_sheet(**layout)  # before any serial is issued
-    except ValueError as exc:  # LabelError is one; so is a malformed WxH
-        fail(f"label layout: {exc}")
+        request = LabelIssue(
+            count=count,
+            format=fmt,  # type: ignore[arg-type]
+            ec=ec,  # type: ignore[arg-type]
+            offline=offline,
+            label_width_mm=width,
+            label_height_mm=height,
+            columns=columns,
+            rows=rows,
+            qr_mm=qr_mm,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    except ValueError as exc:
+        fail(f"--label-mm WIDTHxHEIGHT and --grid COLUMNSxROWS: {exc}")
     settings = settings_with(db)
     with user_errors():
         service = open_service(settings)
-        with service.engine.connect() as conn:
-            row = conn.execute(select(BATCH).where(BATCH.c.id == batch)).first()
-            if row is None:
-                fail(f"--batch {batch}: no such batch")
-            product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == row.product_id)).one()
-            stars = (
-                conn.execute(
-                    select(RATING.c.stars)
-                    .where(RATING.c.product_id == product.id)
-                    .order_by(RATING.c.id.desc())
-                    .limit(1)
-                ).scalar()
-                or 0
-            )
-        operator = Principal(None, "cli", "producer", row.producer_id)
-        receipt, serials = service.issue_labels(operator, batch, row.producer_id, count)
-        sheet = [
-            labels.Label(
-                label_url(settings.public_url, product.gtin, row.lot, s.canonical),
-                product.name_vi,
-                stars,
-                row.lot,
-                s.human,
-            )
-            for s in serials
-        ]
-        if fmt == "pdf":
+        operator = Principal(None, "cli", "producer", service.batch_owner(batch))
+        issued = service.issue_labels(operator, batch, request, settings.public_url)
+        if request.format == "pdf":
             out_path.parent.mkdir(parents=True, exist_ok=True)
-            with out_path.open("wb") as handle:
-                labels.render_pdf_sheet(sheet, handle, ec=ec, **layout)  # type: ignore[arg-type]
+            out_path.write_bytes(labels.render(issued.labels, "pdf", request.ec, request.layout()))
         else:
+            # One file per label: the same renderer, a label at a time.
             out_path.mkdir(parents=True, exist_ok=True)
-            for label, serial in zip(sheet, serials, strict=True):
-                target = out_path / f"{serial.canonical}.{fmt}"
-                if fmt == "svg":
-                    target.write_text(labels.render_svg(label.url, ec), "utf-8")  # type: ignore[arg-type]
-                else:
-                    target.write_bytes(labels.render_png(label.url, ec))  # type: ignore[arg-type]
-    out.print(f"issued {count} labels for {batch} (ledger entry {receipt.index}) -> {out_path}")
+            for label, serial in zip(issued.labels, issued.serials, strict=True):
+                content = labels.render([label], request.format, request.ec, request.layout())
+                (out_path / f"{serial.canonical}.{request.format}").write_bytes(content)
+    index = issued.receipt.index
+    out.print(f"issued {count} labels for {batch} (ledger entry {index}) -> {out_path}")
 
 
 def verify_label(
@@ -171,6 +152,7 @@ def user_add(
     settings = settings_with(db)
     with user_errors():
         from ocop_trace.accounts import Principal
+        from ocop_trace.ledger_setup import open_service
 
         service = open_service(settings)
         operator = Principal(None, "cli", "council")
@@ -188,6 +170,7 @@ def demo(
 ) -> None:
     """Seed the Bắc Kạn OCOP demo through the real use cases, export and verify it. Idempotent."""
     from ocop_trace.demo import run_demo
+    from ocop_trace.ledger_setup import root_key_id
 
     settings = Settings(
         database_url=f"sqlite:///{directory / 'trace.db'}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, NoReturn
@@ -10,7 +11,6 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
 from ledger.verifier import Report
@@ -48,7 +48,12 @@ def user_errors() -> Iterator[None]:
         fail(f"invalid setting: {problems}")
     except OSError as exc:
         fail(f"{exc.filename or 'file'}: {exc.strerror or exc}")
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        # Only commands that opened a database can meet its errors, and only they have
+        # imported SQLAlchemy: the others must not pay for importing it here.
+        database = sys.modules.get("sqlalchemy.exc")
+        if database is None or not isinstance(exc, database.SQLAlchemyError):
+            raise
         # The driver's own first line says what went wrong (refused, no such database...).
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         fail(f"database error: {reason}")

@@ -1,0 +1,40 @@
+"""Issuing a batch's label serials, as a printable sheet (PDF), SVG or PNG."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ocop_trace import labels
+from ocop_trace.api.deps import PrincipalDep, ServiceDep
+from ocop_trace.errors import InvalidInput
+from ocop_trace.models import LabelIssue
+
+router = APIRouter(tags=["labels"])
+MEDIA_TYPES = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png"}
+
+
+@router.post(
+    "/api/v1/batches/{batch_id}/labels",
+    status_code=201,
+    summary="Issue N serialised labels for a batch (its producer): PDF sheet, SVG or PNG",
+    response_class=Response,
+    responses={201: {"content": {media: {} for media in MEDIA_TYPES.values()}}},
+)
+def issue_labels(
+    batch_id: str, data: LabelIssue, request: Request, service: ServiceDep, principal: PrincipalDep
+) -> Response:
+    if data.format != "pdf" and data.count != 1:
+        raise InvalidInput(
+            "svg and png hold one label: ask for count 1, or format pdf", field="count"
+        )
+    public_url = request.app.state.settings.public_url
+    issued = service.issue_labels(principal, batch_id, data, public_url)
+    headers = {
+        "X-Ledger-Index": str(issued.receipt.index),
+        "X-Label-Count": str(len(issued.serials)),
+    }
+    if data.format == "pdf":
+        headers["Content-Disposition"] = f'attachment; filename="labels-{batch_id}.pdf"'
+    content = labels.render(issued.labels, data.format, data.ec, data.layout())
+    return Response(content, 201, media_type=MEDIA_TYPES[data.format], headers=headers)

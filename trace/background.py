@@ -1,0 +1,52 @@
+"""Work the running app does besides answering requests: checkpoints and scan counts.
+
+Each task runs its blocking part in a worker thread, logs a failed round and tries again
+on the next, and stops with the app (buffered scan counts are written on the way out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+log = logging.getLogger("ocop_trace")
+# Fewer worker threads than pooled database connections (see ledger.store.open_engine).
+THREADS = 24
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    state = app.state
+    rounds = [
+        # Sign a checkpoint every few seconds while the ledger grows (DESIGN.md), so the
+        # scan page's proofs never wait for the next append.
+        (
+            "publishing a checkpoint",
+            state.settings.checkpoint_interval,
+            state.service.store.checkpoint_if_behind,
+        ),
+        # Scan counts are buffered in memory; written about once a second.
+        ("writing scan counts", 1.0, lambda: state.scans.flush(wait=False)),
+    ]
+    tasks = [asyncio.create_task(_every(what, seconds, work)) for what, seconds, work in rounds]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        state.scans.flush()  # buffered scan counts are written before the worker exits
+
+
+async def _every(what: str, seconds: float, work: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(work)
+        except Exception:  # logged; the next round tries again
+            log.exception("%s failed", what)

@@ -1,0 +1,42 @@
+"""The `ocop-trace` command line: the ledger's commands and the service's, on one app.
+
+cli/
+├── common.py   consoles, the --db option, errors that exit 2
+├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild
+└── service.py  serve, labels, verify-label, user-add, demo
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ocop_trace.cli import ledger, service
+
+app = typer.Typer(
+    name="ocop-trace",
+    help="Traceability for OCOP products: a signed, hash-chained ledger you can verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for name, command in (
+    ("init", ledger.init),
+    ("keygen", ledger.keygen),
+    ("sign", ledger.sign),
+    ("append", ledger.append),
+    ("checkpoint", ledger.checkpoint),
+    ("export", ledger.export),
+    ("verify", ledger.verify_command),
+    ("rebuild", ledger.rebuild_command),
+    ("serve", service.serve),
+    ("labels", service.labels_command),
+    ("verify-label", service.verify_label),
+    ("user-add", service.user_add),
+    ("demo", service.demo),
+):
+    app.command(name)(command)
+
+
+def main() -> None:
+    app()

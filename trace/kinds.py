@@ -1,0 +1,345 @@
+"""The statement kinds: for each, who signs it, its body, how it is projected, what pages show.
+
+Adding a kind is one `declare` call here plus its tests; the use cases (service.py), the
+projection (projection.py) and the scan page's evidence (evidence.py) read this registry,
+and `tests/test_kinds.py` fails if a kind lacks any part.
+
+    Kind
+    ├── signer     the role whose key signs it (the ledger's key registry says which key)
+    ├── body       the model its body must validate against (strictly: signed data)
+    ├── project    applies it to the tables pages read, inside the append's transaction
+    └── shown      what a page shows of it, read the way the projection reads it, or None
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import insert, select, update
+
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
+from ocop_trace.errors import Conflict, InvalidInput, NotFound
+from ocop_trace.models import (
+    BATCH,
+    BATCH_INPUT,
+    EVENT,
+    INSPECTION,
+    LABEL_SET,
+    PRODUCER,
+    PRODUCT,
+    RATING,
+    BatchCreate,
+    EventRecord,
+    InspectionCreate,
+    LabelSetRecord,
+    ProducerCreate,
+    ProductCreate,
+    RatingCreate,
+    RatingRevocation,
+    RecallRecord,
+    address_columns,
+)
+
+if TYPE_CHECKING:
+    from ocop_trace.projection import Projector
+
+Role = Literal["council", "producer", "inspector"]
+ROLES: tuple[Role, ...] = ("council", "producer", "inspector")
+# Kinds the ledger itself keeps (its key registry); the council's key signs them.
+LEDGER_KINDS = (KEY_REGISTERED, KEY_REVOKED)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A part of a page built from one kind of entry: the fields it shows, and how the
+    entry's body reads once validated (derived values included) for the comparison."""
+
+    part: str
+    fields: tuple[str, ...]
+    read: Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    signer: Role
+    body: type[BaseModel]
+    project: Callable[[Projector, int, Any, KeyGrant], None]
+    shown: Shown | None
+
+    def validate(self, body: dict[str, Any]) -> Any:
+        """The body as its model, strictly (signed data holds integers and strings only);
+        a body that does not fit is refused naming the field."""
+        try:
+            return self.body.model_validate(body, strict=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise InvalidInput(
+                f"{self.name}: {field}: {message}" if field else f"{self.name}: {message}",
+                field=field,
+            ) from None
+
+
+class Registry(Mapping[str, Kind]):
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind] = {}
+
+    def declare(
+        self, name: str, signer: Role, body: type[BaseModel], shown: Shown | None
+    ) -> Callable[[Callable[[Projector, int, Any, KeyGrant], None]], Kind]:
+        def register(project: Callable[[Projector, int, Any, KeyGrant], None]) -> Kind:
+            if name in self._kinds or name in LEDGER_KINDS:
+                raise ValueError(f"statement kind {name} is declared twice")
+            kind = Kind(name, signer, body, project, shown)
+            self._kinds[name] = kind
+            return kind
+
+        return register
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def signed_by(self, role: Role) -> list[str]:
+        """The kinds a key of this role may sign (what its registration grants)."""
+        kinds = [k.name for k in self._kinds.values() if k.signer == role]
+        return [*LEDGER_KINDS, *kinds] if role == "council" else kinds
+
+    def for_part(self, part: str) -> Kind:
+        for kind in self._kinds.values():
+            if kind.shown is not None and kind.shown.part == part:
+                return kind
+        raise KeyError(part)
+
+
+KINDS = Registry()
+
+
+# -- the council -------------------------------------------------------------------------
+def _read_producer(data: ProducerCreate) -> dict[str, Any]:
+    signed = data.model_dump()
+    signed["address_current"]["district"] = ""  # the reformed addresses have no district
+    return signed
+
+
+_PRODUCER_FIELDS = ("id", "name", "type", "registration_no", "contact")
+
+
+@KINDS.declare(
+    "producer.registered",
+    "council",
+    ProducerCreate,
+    Shown("producer", (*_PRODUCER_FIELDS, "address_certified", "address_current"), _read_producer),
+)
+def _producer_registered(p: Projector, index: int, data: ProducerCreate, _: KeyGrant) -> None:
+    p.refuse_existing(PRODUCER, data.id, "producer")
+    p.conn.execute(
+        insert(PRODUCER).values(
+            **data.model_dump(include=set(_PRODUCER_FIELDS)),
+            **address_columns(data.address_certified, data.address_current),
+            entry_index=index,
+        )
+    )
+
+
+@KINDS.declare(
+    "product.registered",
+    "council",
+    ProductCreate,
+    Shown("product", ("id", "name_vi", "name_en", "gtin", "image_url"), lambda d: d.model_dump()),
+)
+def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGrant) -> None:
+    p.refuse_existing(PRODUCT, data.id, "product")
+    p.require(PRODUCER, data.producer_id, "producer")
+    p.conn.execute(
+        insert(PRODUCT).values(**data.model_dump(), sector=data.sector, entry_index=index)
+    )
+
+
+@KINDS.declare(
+    "rating.recorded",
+    "council",
+    RatingCreate,
+    Shown(
+        "rating",
+        (
+            "product_id",
+            "score_hundredths",
+            "stars",
+            "level",
+            "issuing_body",
+            "decision_no",
+            "certificate_no",
+            "issued_on",
+            "expires_on",
+        ),
+        lambda d: {**d.model_dump(), **d.derived()},
+    ),
+)
+def _rating_recorded(p: Projector, index: int, data: RatingCreate, _: KeyGrant) -> None:
+    p.require(PRODUCT, data.product_id, "product")
+    p.conn.execute(
+        insert(RATING).values(
+            id=index, revoked_index=None, revoked_reason="", **data.model_dump(), **data.derived()
+        )
+    )
+
+
+@KINDS.declare(
+    "rating.revoked",
+    "council",
+    RatingRevocation,
+    Shown("rating_revocation", ("rating_id", "reason"), lambda d: d.model_dump()),
+)
+def _rating_revoked(p: Projector, index: int, data: RatingRevocation, _: KeyGrant) -> None:
+    row = p.conn.execute(
+        select(RATING.c.revoked_index).where(RATING.c.id == data.rating_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no rating {data.rating_id}", field="rating_id")
+    if row.revoked_index is not None:
+        raise Conflict(f"rating {data.rating_id} is already revoked", field="rating_id")
+    p.conn.execute(
+        update(RATING)
+        .where(RATING.c.id == data.rating_id)
+        .values(revoked_index=index, revoked_reason=data.reason)
+    )
+
+
+# -- producers ---------------------------------------------------------------------------
+_BATCH_FIELDS = (
+    "id",
+    "product_id",
+    "lot",
+    "produced_on",
+    "expires_on",
+    "quantity",
+    "unit",
+    "origin",
+    "inputs",
+)
+
+
+def _read_batch(data: BatchCreate) -> dict[str, Any]:
+    signed = data.model_dump()
+    signed["inputs"] = sorted(set(signed["inputs"]))  # pages list them sorted, once each
+    return signed
+
+
+@KINDS.declare(
+    "batch.registered", "producer", BatchCreate, Shown("batch", _BATCH_FIELDS, _read_batch)
+)
+def _batch_registered(p: Projector, index: int, data: BatchCreate, signer: KeyGrant) -> None:
+    p.refuse_existing(BATCH, data.id, "batch")
+    product = p.require(PRODUCT, data.product_id, "product")
+    p.own(signer, product.producer_id, f"product {data.product_id}")
+    lot_taken = p.conn.execute(
+        select(BATCH.c.id).where(BATCH.c.product_id == data.product_id, BATCH.c.lot == data.lot)
+    ).first()
+    if lot_taken is not None:
+        raise Conflict(f"lot {data.lot} is already used for product {data.product_id}", field="lot")
+    recall_source, recall_reason, recalled_index = "", "", None
+    for input_id in data.inputs:
+        parent = p.require(BATCH, input_id, "input batch")
+        if parent.recalled_index is not None and not recall_source:
+            recall_source = parent.recall_source or parent.id
+            recall_reason, recalled_index = parent.recall_reason, parent.recalled_index
+    p.conn.execute(
+        insert(BATCH).values(
+            producer_id=product.producer_id,
+            entry_index=index,
+            recalled_index=recalled_index,
+            recall_reason=recall_reason,
+            recall_source=recall_source,
+            **data.model_dump(exclude={"inputs"}),
+        )
+    )
+    if data.inputs:
+        p.conn.execute(
+            insert(BATCH_INPUT),
+            [{"batch_id": data.id, "input_id": i} for i in dict.fromkeys(data.inputs)],
+        )
+
+
+@KINDS.declare(
+    "batch.event",
+    "producer",
+    EventRecord,
+    Shown("event", ("batch_id", "biz_step", "at", "place"), lambda d: d.model_dump()),
+)
+def _batch_event(p: Projector, index: int, data: EventRecord, signer: KeyGrant) -> None:
+    batch = p.require(BATCH, data.batch_id, "batch")
+    p.own(signer, batch.producer_id, f"batch {batch.id}")
+    p.conn.execute(insert(EVENT).values(id=index, actor_key_id=signer.key_id, **data.model_dump()))
+
+
+@KINDS.declare(
+    "batch.recalled",
+    "producer",
+    RecallRecord,
+    Shown("recall", ("batch_id", "reason"), lambda d: d.model_dump()),
+)
+def _batch_recalled(p: Projector, index: int, data: RecallRecord, signer: KeyGrant) -> None:
+    batch = p.require(BATCH, data.batch_id, "batch")
+    p.own(signer, batch.producer_id, f"batch {batch.id}")
+    if batch.recall_source == batch.id:
+        raise Conflict(f"batch {batch.id} is already recalled", field="batch_id")
+    # It and everything made from it, at any depth; a batch flagged by an earlier recall
+    # upstream keeps that one (it is the first reason not to use it).
+    p.conn.execute(
+        update(BATCH)
+        .where(BATCH.c.id == batch.id)
+        .values(recalled_index=index, recall_reason=data.reason, recall_source=batch.id)
+    )
+    downstream = p.downstream(batch.id)
+    if downstream:
+        p.conn.execute(
+            update(BATCH)
+            .where(BATCH.c.id.in_(downstream), BATCH.c.recalled_index.is_(None))
+            .values(recalled_index=index, recall_reason=data.reason, recall_source=batch.id)
+        )
+
+
+@KINDS.declare(
+    "labels.issued",
+    "producer",
+    LabelSetRecord,
+    Shown("labels", ("batch_id", "count", "commitment"), lambda d: d.model_dump()),
+)
+def _labels_issued(p: Projector, index: int, data: LabelSetRecord, signer: KeyGrant) -> None:
+    batch = p.require(BATCH, data.batch_id, "batch")
+    p.own(signer, batch.producer_id, f"batch {batch.id}")
+    p.conn.execute(
+        insert(LABEL_SET).values(
+            id=index, batch_id=batch.id, count=data.count, commitment=data.commitment
+        )
+    )
+
+
+# -- inspectors --------------------------------------------------------------------------
+@KINDS.declare(
+    "inspection.recorded",
+    "inspector",
+    InspectionCreate,
+    Shown("inspection", ("batch_id", "result", "findings"), lambda d: d.model_dump()),
+)
+def _inspection_recorded(
+    p: Projector, index: int, data: InspectionCreate, signer: KeyGrant
+) -> None:
+    p.require(BATCH, data.batch_id, "batch")
+    p.conn.execute(
+        insert(INSPECTION).values(id=index, inspector_key_id=signer.key_id, **data.model_dump())
+    )
+
+
+__all__ = ["KINDS", "LEDGER_KINDS", "ROLES", "Kind", "Registry", "Role", "Shown"]

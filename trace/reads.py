@@ -1,0 +1,88 @@
+"""Read models: the public view of projected rows, shared by the API, the pages and the app."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ocop_trace import ocop
+from ocop_trace.errors import NotFound
+from ocop_trace.models import (
+    BATCH,
+    BATCH_INPUT,
+    RATING,
+    BatchPublic,
+    ProducerPublic,
+    RatingPublic,
+    addresses_of,
+)
+
+
+def producer_public(row: Any) -> ProducerPublic:
+    certified, current = addresses_of(row)
+    return ProducerPublic(
+        id=row.id,
+        name=row.name,
+        type=row.type,
+        registration_no=row.registration_no,
+        contact=row.contact,
+        entry_index=row.entry_index,
+        address_certified=certified,
+        address_current=current,
+    )
+
+
+def rating_public(row: Any, today: date) -> RatingPublic:
+    status = ocop.rating_status(
+        date.fromisoformat(row.issued_on),
+        date.fromisoformat(row.expires_on),
+        revoked=row.revoked_index is not None,
+        today=today,
+    )
+    values = {k: v for k, v in row._mapping.items() if k in RatingPublic.model_fields}
+    return RatingPublic(**values, status=status.value)
+
+
+def ratings_of(conn: Connection, product_id: str, today: date) -> list[RatingPublic]:
+    """A product's ratings, newest first, each with its status on `today`."""
+    rows = conn.execute(
+        select(RATING).where(RATING.c.product_id == product_id).order_by(RATING.c.id.desc())
+    ).all()
+    return [rating_public(row, today) for row in rows]
+
+
+def current_rating(conn: Connection, product_id: str, today: date) -> RatingPublic | None:
+    """The latest rating that is neither revoked nor expired; if there is none, the latest
+    one, whose status then says why it is not current. A mistaken rating the council
+    revokes therefore no longer hides an earlier one that is still valid."""
+    ratings = ratings_of(conn, product_id, today)
+    return next((r for r in ratings if r.current), ratings[0] if ratings else None)
+
+
+def batch_row(conn: Connection, batch_id: str) -> Any:
+    row = conn.execute(select(BATCH).where(BATCH.c.id == batch_id)).first()
+    if row is None:
+        raise NotFound(f"no batch with id {batch_id!r}")
+    return row
+
+
+def batch_public(conn: Connection, row: Any) -> BatchPublic:
+    inputs = conn.execute(
+        select(BATCH_INPUT.c.input_id)
+        .where(BATCH_INPUT.c.batch_id == row.id)
+        .order_by(BATCH_INPUT.c.input_id)
+    ).scalars()
+    outputs = conn.execute(
+        select(BATCH_INPUT.c.batch_id)
+        .where(BATCH_INPUT.c.input_id == row.id)
+        .order_by(BATCH_INPUT.c.batch_id)
+    ).scalars()
+    values = {k: v for k, v in row._mapping.items() if k in BatchPublic.model_fields}
+    return BatchPublic(
+        **values,
+        inputs=list(inputs),
+        outputs=list(outputs),
+        recalled=row.recalled_index is not None,
+    )
