@@ -95,7 +95,7 @@ def test_valid_values(ai: str, value: str) -> None:
         ("8008", "2601012430", "24 is not a valid hour"),
         ("8008", "2613011230", "no month 13"),
         ("7003", "2612312360", "60 is not a valid minute"),
-        ("7006", "260200", "has no day 00; day 00 is allowed only in (11)-(17)"),
+        ("7006", "260200", "has no day 00; day 00 (end of month) only in (11)-(17)"),
         ("7250", "19000229", "month 02 has no day 29"),
         ("4321", "2", "'2' is not 0 (no) or 1 (yes)"),
         ("422", "999", "not an ISO 3166 numeric country code"),

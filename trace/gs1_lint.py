@@ -88,7 +88,7 @@ def _date(label: str, value: str, year: int, day_zero: bool) -> None:
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     days = 28 if mm == 2 and not leap else _DAYS_IN_MONTH[mm - 1]
     if dd > days or (dd == 0 and not day_zero):
-        zero = "; day 00 is allowed only in (11)-(17)" if dd == 0 else ""
+        zero = "; day 00 (end of month) only in (11)-(17), (4324), (4325)" if dd == 0 else ""
         raise AIValueError(f"{label} {value} is not a date: month {mm:02} has no day {dd:02}{zero}")
 
 
