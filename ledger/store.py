@@ -111,6 +111,8 @@ def writing(engine: Engine) -> Iterator[Connection]:
 # None for the root key): whatever it writes commits with the entries, and if it raises,
 # nothing of the append is written. The service keeps its projection tables this way.
 OnAppend = Callable[[Connection, list[tuple[int, Statement, KeyGrant | None]]], None]
+# Names what a statement is about, for the entry's `subject` column (None: nothing).
+SubjectOf = Callable[[Statement], "str | None"]
 # Writes what must commit with an append, given its receipts, in the same transaction.
 Also = Callable[[Connection, list["Receipt"]], None]
 
@@ -148,9 +150,11 @@ class LedgerStore:
         signer: NoteSigner | None = None,
         checkpoint_interval: float = 2.0,
         on_append: OnAppend | None = None,
+        subject_of: SubjectOf | None = None,
     ) -> None:
         self.engine = engine
         self.on_append = on_append
+        self.subject_of = subject_of
         self.origin = origin
         self.root_key_id = root_key_id
         self.signer = signer
@@ -208,6 +212,35 @@ class LedgerStore:
                 yield int(row.idx), bytes(row.data)
             after = int(rows[-1].idx)
 
+    def entries_about(
+        self, subject: str, kinds: Sequence[str], conn: Connection | None = None
+    ) -> list[tuple[int, str]]:
+        """(index, kind) of every entry about `subject` of these kinds, in ledger order."""
+        with self.reading(conn) as c:
+            rows = c.execute(
+                select(ENTRY.c.idx, ENTRY.c.kind)
+                .where(ENTRY.c.subject == subject, ENTRY.c.kind.in_(kinds))
+                .order_by(ENTRY.c.idx)
+            ).all()
+        return [(int(r.idx), str(r.kind)) for r in rows]
+
+    def subjects(self, start: int = 0, page: int = 2000) -> Iterator[tuple[int, str | None]]:
+        """(index, subject) of every entry from `start`, in order, a page at a time."""
+        after = start - 1
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(ENTRY.c.idx, ENTRY.c.subject)
+                    .where(ENTRY.c.idx > after)
+                    .order_by(ENTRY.c.idx)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield int(row.idx), row.subject
+            after = int(rows[-1].idx)
+
     def checkpoints(self, after_size: int = -1) -> Iterator[tuple[int, str]]:
         """Every stored checkpoint as (size, note), by size."""
         while True:
@@ -235,6 +268,14 @@ class LedgerStore:
                 )
             ).one()
         return int(row[0]), int(row[1]) if row[1] is not None else -1
+
+    def checkpoint_time(self, size: int, conn: Connection | None = None) -> str | None:
+        """When the checkpoint of this size was signed (UTC), if there is one."""
+        with self.reading(conn) as c:
+            at = c.execute(
+                select(CHECKPOINT.c.created_at).where(CHECKPOINT.c.size == size)
+            ).scalar()
+        return str(at) if at is not None else None
 
     def latest_checkpoint(self, conn: Connection | None = None) -> str | None:
         with self.reading(conn) as c:
@@ -437,6 +478,7 @@ class LedgerStore:
                     "key_id": statement.key_id,
                     "integrated_at": now,
                     "data": entry,
+                    "subject": self.subject_of(statement) if self.subject_of else None,
                 }
             )
             receipt = Receipt(index, entry_hash.hex(), stmt_hash.hex(), now)

@@ -18,6 +18,9 @@ class LedgerEntryRow(SQLModel, table=True):
     key_id: str = Field(max_length=64, index=True)
     integrated_at: str = Field(max_length=32)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # What the statement is about, as the application names it ("batch:mien-2026-001"), so
+    # a reader can find every entry about one thing without scanning the ledger.
+    subject: str | None = Field(default=None, max_length=200)
 
 
 class LedgerNodeRow(SQLModel, table=True):
@@ -64,3 +67,8 @@ class LedgerHeadRow(SQLModel, table=True):
 
 
 Index("ix_ledger_checkpoint_created", LedgerCheckpointRow.__table__.c.created_at)  # type: ignore[attr-defined]
+Index(
+    "ix_ledger_entry_subject_kind",
+    LedgerEntryRow.__table__.c.subject,  # type: ignore[attr-defined]
+    LedgerEntryRow.__table__.c.kind,  # type: ignore[attr-defined]
+)

@@ -22,6 +22,8 @@ from ocop_trace.app import create_app
 from ocop_trace.ledger_setup import init_ledger, open_service
 from ocop_trace.settings import Settings
 
+# The browser fixtures (a served demo, Debian's chromium) for every page test.
+pytest_plugins = ["browser"]
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 POSTGRES_ENV = "TRACE_TEST_POSTGRES_URL"
 

@@ -295,7 +295,11 @@ def test_settings_refuse_a_placeholder_secret_outside_development() -> None:
         Settings(environment="production")
     with pytest.raises(ValidationError, match="TRACE_SECRET_KEY"):
         Settings(environment="production", secret_key="short")
-    assert Settings(environment="production", secret_key="x" * 40).environment == "production"
+    with pytest.raises(ValidationError, match="TRACE_PUBLIC_URL must be set"):
+        Settings(environment="production", secret_key="x" * 40)  # no sheet with a localhost link
+    real = Settings(environment="production", secret_key="x" * 40, public_url="https://ocop.vn")
+    assert real.public_url == "https://ocop.vn"
+    assert Settings().public_url == "http://127.0.0.1:8000"  # development only
 
 
 def test_issued_labels_resolve_and_the_ledger_commits_to_them(api: Api) -> None:

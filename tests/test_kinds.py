@@ -72,9 +72,9 @@ def test_roles_sign_exactly_their_kinds_and_the_council_keeps_keys() -> None:
 
 def test_a_kind_cannot_be_declared_twice() -> None:
     registry = Registry()
-    declare = registry.declare("x.made", "council", Kind, None)
+    declare = registry.declare("x.made", "council", Kind, ("x", "id"), None)
     declare(lambda *_: None)
     with pytest.raises(ValueError, match="twice"):
-        registry.declare("x.made", "council", Kind, None)(lambda *_: None)
+        registry.declare("x.made", "council", Kind, ("x", "id"), None)(lambda *_: None)
     with pytest.raises(ValueError, match="twice"):
-        registry.declare(KEY_REGISTERED, "council", Kind, None)(lambda *_: None)
+        registry.declare(KEY_REGISTERED, "council", Kind, ("x", "id"), None)(lambda *_: None)

@@ -136,7 +136,10 @@ def test_pdf_sheet_decodes_every_code_and_embeds_vietnamese() -> None:
         build_digital_link("https://id.ocop.vn", "08936012345674", "L7", s.canonical)
         for s in serials
     ]
-    items = [Label(u, NAME, 4, "L7", s.human) for u, s in zip(urls, serials, strict=True)]
+    items = [
+        Label(u, NAME, 4, "L7", s.human, "HTX Tài Hoan", "id.ocop.vn")
+        for u, s in zip(urls, serials, strict=True)
+    ]
     data = sheet(items, label_mm=(66, 36), grid=(3, 8), gap_mm=(0, 0), margin_mm=4, qr_mm=28)
     assert b"/FontFile2" in data  # the TrueType program is embedded
     pages = list(pdf_pages(data))
@@ -145,6 +148,9 @@ def test_pdf_sheet_decodes_every_code_and_embeds_vietnamese() -> None:
         assert sorted(found.text for found in decode(image)) == sorted(expected)
         assert text.count(NAME) == len(expected)
         assert text.count("Lô: L7") == text.count("OCOP ★★★★☆") == len(expected)
+        # What to do with it, in both languages; who made it; where to type the code
+        assert text.count("Quét để kiểm tra · Scan to check") == len(expected)
+        assert text.count("HTX Tài Hoan") == text.count("id.ocop.vn") == len(expected)
     assert all(s.human in pages[0][1] + pages[1][1] for s in serials)
 
 
@@ -224,7 +230,7 @@ def test_a_failure_writes_nothing() -> None:
         ({"qr_mm": 40}, "qr_mm .* to the label height 38.1 mm"),
         ({"qr_mm": 5}, "qr_mm"),
         ({"label_mm": (50, 38.1)}, "widen the label or reduce qr_mm"),
-        ({"label_mm": (63.5, 12), "qr_mm": 12}, "at least 16.7 mm high"),
+        ({"label_mm": (63.5, 12), "qr_mm": 12}, "at least 24.3 mm high"),
         ({"ec": "L"}, "error correction"),
     ],
 )

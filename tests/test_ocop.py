@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from ocop_trace import ocop
+from ocop_trace.i18n import t
 from ocop_trace.ocop import (
     BIZ_STEPS,
     DEMO_PRODUCTS,
@@ -45,11 +46,9 @@ def test_producer_types_have_codes_and_both_labels() -> None:
     ]
     for code, kind in ocop.PRODUCER_TYPES.items():
         assert kind is ProducerType(code)
-        assert kind.vi
-        assert kind.en
-        assert kind.vi != kind.en
-    assert ProducerType.COOPERATIVE.vi == "Hợp tác xã"
-    assert ProducerType.COOPERATIVE_GROUP.vi == "Tổ hợp tác"
+        assert t("vi", kind.label_key) != t("en", kind.label_key)
+    assert t("vi", ProducerType.COOPERATIVE.label_key) == "Hợp tác xã"
+    assert t("vi", ProducerType.COOPERATIVE_GROUP.label_key) == "Tổ hợp tác"
 
 
 def test_six_sectors_and_twenty_six_product_sets() -> None:
@@ -74,16 +73,13 @@ def test_codes_are_stable_ascii_unique_and_labelled() -> None:
     for p in PRODUCT_SETS.values():
         assert re.fullmatch(r"[a-z]+\.[a-z_]+", p.code), p.code
         assert p.sector.code == p.sector_code == p.code.split(".")[0]
-        assert p.vi.strip() == p.vi
-        assert p.en.strip() == p.en
-        assert p.vi
-        assert p.en
+        for lang in ("vi", "en"):  # their words are in the catalogue, trimmed
+            assert t(lang, p.label_key).strip() == t(lang, p.label_key)
     for s in SECTORS.values():
         assert re.fullmatch(r"[a-z]+", s.code)
-        assert s.vi
-        assert s.en
-    assert len({p.vi for p in PRODUCT_SETS.values()}) == 26
-    assert len({p.en for p in PRODUCT_SETS.values()}) == 26
+        assert t("vi", s.label_key)
+    for lang in ("vi", "en"):
+        assert len({t(lang, p.label_key) for p in PRODUCT_SETS.values()}) == 26
     assert "food.fresh_produce" in PRODUCT_SETS
 
 
@@ -163,9 +159,8 @@ def test_five_stars_only_at_national_level() -> None:
 def test_ministry_name_changes_on_the_merger_date() -> None:
     assert check_rating(5, NATIONAL, date(2025, 2, 28)).code == "mard"
     assert check_rating(5, NATIONAL, date(2025, 3, 1)).code == "mae"
-    assert ocop.rating_authority(NATIONAL, date(2026, 1, 1)).en == (
-        "Ministry of Agriculture and Environment"
-    )
+    body = ocop.rating_authority(NATIONAL, date(2026, 1, 1))
+    assert t("en", f"authority.{body.code}") == "Ministry of Agriculture and Environment"
 
 
 @pytest.mark.parametrize("stars", [1, 2, 3, 4])
@@ -320,8 +315,7 @@ def test_status_edge_inputs() -> None:
 
 def test_status_codes_and_labels() -> None:
     assert [s.value for s in RatingStatus] == ["valid", "expiring", "expired", "revoked"]
-    assert RatingStatus.EXPIRING.vi == "Sắp hết hiệu lực"
-    assert all(s.vi for s in RatingStatus)
+    assert t("vi", RatingStatus.EXPIRING.label_key) == "Sắp hết hiệu lực"
 
 
 # -- addresses ----------------------------------------------------------------------------
@@ -334,15 +328,15 @@ CON_MINH = CertifiedAddress(
 def test_historical_note_after_the_merge() -> None:
     current = CurrentAddress(province="tỉnh Thái Nguyên", commune="xã Côn Minh", line="thôn Chè Cọ")
     assert ocop.addresses_differ(CON_MINH, current)
-    note = ocop.historical_note(CON_MINH, current)
-    assert note == "trước 1/7/2025: xã Côn Minh, huyện Na Rì, tỉnh Bắc Kạn"
+    note = ocop.address_before_reform(CON_MINH, current)
+    assert note == "xã Côn Minh, huyện Na Rì, tỉnh Bắc Kạn"
     assert ocop.format_address(current) == "thôn Chè Cọ, xã Côn Minh, tỉnh Thái Nguyên"
 
 
 def test_historical_note_repeats_a_changed_line() -> None:
     current = CurrentAddress(province="tỉnh Thái Nguyên", commune="xã Côn Minh", line="thôn Mới")
-    assert ocop.historical_note(CON_MINH, current) == (
-        "trước 1/7/2025: thôn Chè Cọ, xã Côn Minh, huyện Na Rì, tỉnh Bắc Kạn"
+    assert ocop.address_before_reform(CON_MINH, current) == (
+        "thôn Chè Cọ, xã Côn Minh, huyện Na Rì, tỉnh Bắc Kạn"
     )
 
 
@@ -360,7 +354,7 @@ def test_same_address_after_the_reform_shows_no_note() -> None:
     certified = CertifiedAddress(province="tỉnh Thái Nguyên", commune=nfd)
     current = CurrentAddress(province="tỉnh  Thái Nguyên ", commune="xã Quang Sơn")
     assert not ocop.addresses_differ(certified, current)
-    assert ocop.historical_note(certified, current) is None
+    assert ocop.address_before_reform(certified, current) is None
 
 
 def test_province_merges_are_data_and_partial() -> None:
@@ -394,8 +388,7 @@ def test_business_steps() -> None:
     ]
     for code, step in BIZ_STEPS.items():
         assert step.code == code
-        assert step.vi
-        assert step.en
+        assert t("vi", f"step.{code}") != t("en", f"step.{code}")
         if step.is_cbv:
             assert step.biz_step in CBV_BIZ_STEPS  # CBV 2.0 has no harvesting or transforming
         else:
@@ -406,7 +399,7 @@ def test_business_steps() -> None:
     assert BIZ_STEPS["processing"].event_type.value == "TransformationEvent"
     assert BIZ_STEPS["harvesting"].event_type.value == "ObjectEvent"
     assert BIZ_STEPS["commissioning"].action == "ADD"
-    assert len({s.vi for s in BIZ_STEPS.values()}) == len(BIZ_STEPS)
+    assert len({t("vi", f"step.{c}") for c in BIZ_STEPS}) == len(BIZ_STEPS)
 
 
 # -- demo data ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ocop_trace.ledger_setup import open_service
 from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings
-from ocop_trace.site import report, scan
+from ocop_trace.site import report, resolver, scan
 from ocop_trace.site.cache import ScanPages
 from ocop_trace.site.pages import html_errors
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A bad or revoked token is refused on every route, public ones included, so a script
     # never mistakes an expired token for anonymous access (the pages check it themselves).
     for router in (
-        scan.router,
+        resolver.router,
         labels.router,
         ledger.router,
         catalog.router,

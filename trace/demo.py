@@ -188,6 +188,7 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
                     name_vi=item.name,
                     name_en=item.name_en,
                     product_set=item.product_set,
+                    gtin=DEMO_GTINS.get(item.name, ""),
                     description="Dữ liệu minh hoạ (demo data): số liệu là giả định.",
                 ),
             )
@@ -217,10 +218,10 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
             "nấm mốc trong lô (demo)",
         )
     states.update(
-        valid=by_name["Miến dong Tài Hoan"][0],
-        revoked=by_name["Trà nụ vối"][0],
-        expired=by_name["Trà cà gai leo"][0],
-        expiring=by_name["Trà hoa đu đủ đực"][0],
+        genuine=by_name["Miến dong Tài Hoan"][0],
+        rating_revoked=by_name["Trà nụ vối"][0],
+        rating_expired=by_name["Trà cà gai leo"][0],
+        genuine_rating_expiring=by_name["Trà hoa đu đủ đực"][0],
         recalled=rice,
         recalled_upstream=by_name["Rượu men lá Thanh Tâm"][0],
     )
@@ -249,13 +250,19 @@ def _demo_users(service: TraceService, credentials: Path) -> None:
     credentials.chmod(0o600)
 
 
-def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
-    """One scan URL per page state: a label for each state's batch (issued once), the valid
-    one also signed for offline checking, one scanned like a copy, and one never issued."""
-    from ocop_trace.offline import sign_label_url
-    from ocop_trace.scans import COUNT, ScanCounter
+# GS1 keeps the prefix 952 for demonstrations: no real product carries such a GTIN.
+DEMO_GTINS = {"Miến dong Tài Hoan": "9520000000011"}
 
-    wanted = {**states, "copied": states["valid"].replace("-b1", "-b2")}
+
+def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
+    """A scan URL for each verdict the page can give: a label for each state's batch (issued
+    once), one signed for offline checking and a forgery of it, one scanned like a copy,
+    links without a serial, one never issued and one unreadable."""
+    from ocop_trace.offline import sign_label_url
+    from ocop_trace.scans import ScanCounter
+
+    root = settings.public_url.rstrip("/")
+    wanted = {**states, "possible_copy": states["genuine"].replace("-b1", "-b2")}
     links: dict[str, str] = {}
     for state, batch_id in wanted.items():
         with service.engine.connect() as conn:
@@ -273,18 +280,19 @@ def scan_links(service: TraceService, settings: Settings, states: dict[str, str]
             )
             serial = issued.serials[0].canonical
         links[state] = label_url(settings.public_url, product.gtin, batch.lot, serial)
-    links["offline_signed"] = sign_label_url(
-        links["valid"], service.producer_key(slug("HTX Tài Hoan"))
-    )
-    copied = links["copied"].rpartition("/")[2]
-    with service.engine.connect() as conn:
-        seen = conn.execute(select(COUNT.c.scans).where(COUNT.c.serial == copied)).scalar() or 0
-    if seen <= settings.copy_scan_threshold:
-        counter = ScanCounter(service.engine, settings.secret_key.get_secret_value())
-        for n in range(settings.copy_scan_threshold + 5):
-            counter.record(copied, f"198.51.{n}.20", "demo scanner")
-        counter.flush()
-    links["unknown"] = f"{settings.public_url.rstrip('/')}/l/0000000000000000"
+    signed = sign_label_url(links["genuine"], service.producer_key(slug("HTX Tài Hoan")))
+    links["genuine_signed_offline"] = signed
+    links["bad_signature"] = signed[:-4] + ("AAAA" if not signed.endswith("AAAA") else "BBBB")
+    copied = links["possible_copy"].rpartition("/")[2]
+    counter = ScanCounter(service.engine, settings.secret_key.get_secret_value())
+    for n in range(settings.copy_networks + 1):  # scanned in as many places as a copy is
+        counter.record(copied, f"198.51.{n}.20")
+    counter.flush()
+    gtin = "0" + DEMO_GTINS["Miến dong Tài Hoan"]
+    links["product_info"] = f"{root}/01/{gtin}"
+    links["product_info_batch"] = f"{root}/b/{states['genuine']}"
+    links["not_registered"] = f"{root}/l/0000000000000000"
+    links["bad_link"] = f"{root}/01/{gtin[:-1]}{(int(gtin[-1]) + 1) % 10}"
     return links
 
 

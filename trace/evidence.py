@@ -1,19 +1,19 @@
-"""What a scan page rests on: its entries, their proofs, and the shown fields compared with them.
+"""What a page rests on: its entries, their proofs, and what each entry says, read once.
 
 Entries never change, so what is read from one is cached by index; a proof is cached per
-(checkpoint, entry), so each new checkpoint gets proofs checked afresh. Every read goes
-through the request's own connection.
+(checkpoint, entry), so each new checkpoint gets proofs checked afresh; a label set's tree
+is cached by its entry index. Every read goes through the caller's connection.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from ledger import merkle
 from ledger.errors import LedgerError
@@ -22,6 +22,8 @@ from ledger.statement import parse_entry
 from ledger.store import LedgerStore
 from ocop_trace.errors import ServiceError
 from ocop_trace.kinds import KINDS
+from ocop_trace.models import LABEL_SERIAL
+from ocop_trace.serials import SerialSet
 
 V = TypeVar("V")
 
@@ -64,12 +66,32 @@ class EntryFacts:
     index: int
     short_hash: str
     kind: str
+    key_id: str
+    issued_at: str
     body: dict[str, Any]
     leaf_hash: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """An entry's inclusion in the latest signed checkpoint, checked before it is shown."""
+
+    verified: bool
+    tree_size: int = 0
+    short_root: str = ""
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSet:
+    """A labels.issued entry's serials as stored, and whether they are the ones it signed."""
+
+    tree: SerialSet
+    matches: bool  # the stored serials' root is the entry's commitment
+
+
 class Evidence:
-    """Per-process caches of entries and checked proofs for the scan page."""
+    """Per-process caches of entries, checked proofs and label-set trees."""
 
     def __init__(self, store: LedgerStore, maxsize: int = 8192) -> None:
         self.store = store
@@ -77,6 +99,7 @@ class Evidence:
         self._proofs = Lru(maxsize)
         self._checkpoints = Lru(4)
         self._meanings = Lru(maxsize)
+        self._sets = Lru(32)  # a 10,000-label set's tree is about 2 MB
 
     def entry(self, conn: Connection, index: int) -> EntryFacts:
         return self._entries.get(index, lambda: self._read(conn, index))
@@ -86,10 +109,20 @@ class Evidence:
         if data is None:
             raise LedgerError("the page's entry is missing from the ledger", found=index)
         entry = parse_entry(data)
-        statement = entry.statement
+        st = entry.statement
         return EntryFacts(
-            index, entry.hash.hex()[:16], statement.kind, statement.body, merkle.leaf_hash(data)
+            index,
+            entry.hash.hex()[:16],
+            st.kind,
+            st.key_id,
+            st.issued_at,
+            st.body,
+            merkle.leaf_hash(data),
         )
+
+    def about(self, conn: Connection, subject: str, kinds: Sequence[str]) -> list[int]:
+        """Indices of the entries about `subject` of these kinds, as the ledger indexes them."""
+        return [index for index, _ in self.store.entries_about(subject, kinds, conn)]
 
     def checkpoint(self, conn: Connection, note: str) -> Checkpoint | None:
         """The latest checkpoint, opened with a ledger key the ledger itself registered."""
@@ -108,31 +141,26 @@ class Evidence:
                 continue
         return None
 
-    def proof(self, conn: Connection, note: str, index: int) -> dict[str, Any]:
+    def proof(self, conn: Connection, note: str, index: int) -> Proof:
         """The entry's inclusion proof in the checkpoint, checked here before it is shown."""
         return self._proofs.get((note, index), lambda: self._prove(conn, note, index))
 
-    def _prove(self, conn: Connection, note: str, index: int) -> dict[str, Any]:
+    def _prove(self, conn: Connection, note: str, index: int) -> Proof:
         facts = self.entry(conn, index)
         checkpoint = self.checkpoint(conn, note) if note else None
         if checkpoint is None or index >= checkpoint.size:
-            return {"verified": False}
+            return Proof(False)
         size, path = self.store.inclusion_proof(index, checkpoint.size, conn)
         merkle.verify_inclusion(facts.leaf_hash, index, size, path, checkpoint.root_hash)
-        return {
-            "verified": True,
-            "tree_size": size,
-            "short_root": checkpoint.root_hash.hex()[:16],
-            "proof_length": len(path),
-        }
+        return Proof(True, size, checkpoint.root_hash.hex()[:16], len(path))
 
-    def _signed(self, facts: EntryFacts, part: str) -> dict[str, Any] | None:
+    def signed(self, facts: EntryFacts, part: str) -> dict[str, Any] | None:
         """What the entry's statement says, read as the projection reads it; None if the
         entry is not the kind of statement that part comes from, or does not read as one."""
         kind = KINDS.for_part(part)
-        if facts.kind != kind.name or kind.shown is None:
-            return None
         shown = kind.shown
+        if facts.kind != kind.name or shown is None:
+            return None
 
         def read() -> dict[str, Any] | None:
             try:
@@ -142,30 +170,14 @@ class Evidence:
 
         return self._meanings.get(facts.index, read)
 
-    def for_page(
-        self, conn: Connection, note: str, shown: list[tuple[str, int, dict[str, Any]]]
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The entries behind each shown part ((part, entry index, fields shown)), with
-        their proofs, and the names of shown fields their statements do not say."""
-        items, mismatch = [], []
-        for part, index, fields in shown:
-            facts = self.entry(conn, index)
-            signed = self._signed(facts, part)
-            if signed is None:
-                mismatch.append(f"{part}.kind")
-            else:
-                names = KINDS.for_part(part).shown.fields  # type: ignore[union-attr]
-                mismatch.extend(
-                    f"{part}.{name}"
-                    for name in names
-                    if fields.get(name) != signed.get(name) and f"{part}.{name}" not in mismatch
-                )
-            items.append(
-                {
-                    "part": part,
-                    "index": index,
-                    "short_hash": facts.short_hash,
-                    **self.proof(conn, note, index),
-                }
-            )
-        return items, mismatch
+    def label_set(self, conn: Connection, set_index: int, commitment: str) -> LabelSet:
+        """The stored serials of the label set recorded at `set_index`, as a tree."""
+
+        def build() -> LabelSet:
+            serials = conn.execute(
+                select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.label_set_id == set_index)
+            ).scalars()
+            tree = SerialSet(serials)
+            return LabelSet(tree, tree.root.hex() == commitment)
+
+        return self._sets.get((set_index, commitment), build)

@@ -1,130 +1,51 @@
-"""The scan page's words in Vietnamese (the default) and English."""
+"""The one catalogue of words people read, in Vietnamese (the default) and English twins.
+
+Messages live in gettext catalogues, `trace/locale/{vi,en}/LC_MESSAGES/messages.po`, read
+with Babel. A message id is a stable key ("verdict.genuine.headline"), so both languages
+are translations and a missing one is caught by `tests/test_i18n.py`. Python code asks for
+a message with `t(lang, key, **params)` ({name} placeholders) and marks keys it builds
+ahead of time with `N_`; templates call `_(key, **params)`. Numbers, dates and times are
+written the Vietnamese way (91,14; 31/08/2028; 09:00 giờ Việt Nam) through Babel too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from functools import lru_cache
+from importlib.resources import files
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 LANGUAGES = ("vi", "en")
+DEFAULT = "vi"
+# Vietnam keeps one zone all year (UTC+7); the tzdata package supplies it where the
+# system has no zone files.
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+_DATE_FORMAT = {"vi": "dd/MM/yyyy", "en": "d MMM yyyy"}
 
-TEXT: Mapping[str, Mapping[str, str]] = {
-    "vi": {
-        "title": "Truy xuất nguồn gốc OCOP",
-        "verdict_registered": "Sản phẩm chính hãng, đã đăng ký bởi",
-        "verdict_recalled": "LÔ HÀNG ĐÃ BỊ THU HỒI — không sử dụng",
-        "verdict_upstream": "Lô này được làm từ một lô đã bị thu hồi",
-        "verdict_unknown": "Mã này chưa được đăng ký — có thể là hàng giả",
-        "verdict_bad": "Không đọc được mã này",
-        "copied": "Cảnh báo: mã này đã được quét {count} lần, từ {networks} mạng khác nhau, "
-        "kể từ lần quét đầu tiên ngày {first}. Có thể đây là mã bị sao chép.",
-        "reason": "Lý do",
-        "producer": "Nhà sản xuất",
-        "address": "Địa chỉ",
-        "origin": "Nơi sản xuất lô này",
-        "rating": "Xếp hạng OCOP",
-        "score": "điểm",
-        "certificate": "Giấy chứng nhận",
-        "issued_by": "Cơ quan công nhận",
-        "valid_until": "Hiệu lực đến",
-        "no_rating": "Chưa có xếp hạng OCOP",
-        "batch": "Lô hàng",
-        "lot": "Số lô",
-        "produced_on": "Ngày sản xuất",
-        "expires_on": "Hạn sử dụng",
-        "quantity": "Số lượng",
-        "history": "Hành trình của lô",
-        "inputs": "Làm từ các lô",
-        "how_checked": "Cách kiểm tra",
-        "entry": "Bản ghi sổ cái",
-        "proof_ok": "bằng chứng Merkle khớp",
-        "hashes": "mã băm",
-        "proof_against": "Mọi bản ghi dưới đây được đối chiếu với điểm kiểm tra đã ký của sổ cái, "
-        "kích thước",
-        "proof_pending": "mới hơn điểm kiểm tra gần nhất",
-        "demo": "Dữ liệu minh hoạ: số giấy chứng nhận, số lô và ngày tháng là giả định.",
-        "language": "English",
-        "status_valid": "Còn hiệu lực",
-        "status_expiring": "Sắp hết hiệu lực",
-        "status_expired": "Hết hiệu lực",
-        "status_revoked": "Đã thu hồi",
-        "not_found": "Không tìm thấy",
-        "signature_valid": "Tem có chữ ký số của nhà sản xuất: hợp lệ.",
-        "signature_invalid": "Chữ ký số trên tem KHÔNG hợp lệ: tem có thể bị làm giả.",
-        "signature_unreadable": "Không đọc được chữ ký số trên tem.",
-        "mismatch": "Thông tin trên trang này không khớp với bản ghi đã ký: "
-        "đừng tin vào trang này và báo cho cơ quan quản lý.",
-        "part_batch": "Lô hàng",
-        "part_product": "Sản phẩm",
-        "part_producer": "Chủ thể sản xuất",
-        "part_rating": "Xếp hạng OCOP",
-        "part_recall": "Thu hồi",
-        "part_event": "Sự kiện",
-        "report_title": "Báo nghi ngờ hàng giả",
-        "report_note": "Bạn thấy điều gì bất thường?",
-        "report_where": "Mua ở đâu (cửa hàng, chợ, trang web)?",
-        "report_photo": "Ảnh chụp (không bắt buộc, tối đa 2 MB)",
-        "report_send": "Gửi báo cáo",
-        "thanks": "Cảm ơn bạn. Báo cáo đã được gửi tới cán bộ kiểm tra.",
-    },
-    "en": {
-        "title": "OCOP product trace",
-        "verdict_registered": "Genuine product, registered by",
-        "verdict_recalled": "THIS BATCH HAS BEEN RECALLED — do not use",
-        "verdict_upstream": "This batch was made from a recalled batch",
-        "verdict_unknown": "This code is not registered — the product may be counterfeit",
-        "verdict_bad": "This code cannot be read",
-        "copied": "Warning: this code has been scanned {count} times, from {networks} "
-        "networks, since its first scan on {first}. It may be a copy.",
-        "reason": "Reason",
-        "producer": "Producer",
-        "address": "Address",
-        "origin": "Where this batch comes from",
-        "rating": "OCOP rating",
-        "score": "points",
-        "certificate": "Certificate",
-        "issued_by": "Rated by",
-        "valid_until": "Valid until",
-        "no_rating": "No OCOP rating yet",
-        "batch": "Batch",
-        "lot": "Lot",
-        "produced_on": "Produced on",
-        "expires_on": "Best before",
-        "quantity": "Quantity",
-        "history": "The batch's journey",
-        "inputs": "Made from",
-        "how_checked": "How this was checked",
-        "entry": "Ledger entry",
-        "proof_ok": "Merkle proof matches",
-        "hashes": "hashes",
-        "proof_against": "Each entry below was checked against the ledger's signed checkpoint "
-        "of size",
-        "proof_pending": "newer than the latest checkpoint",
-        "demo": "Demo data: certificate numbers, lots and dates are invented.",
-        "language": "Tiếng Việt",
-        "status_valid": "Valid",
-        "status_expiring": "Expiring soon",
-        "status_expired": "Expired",
-        "status_revoked": "Revoked",
-        "not_found": "Not found",
-        "signature_valid": "The label carries the producer's digital signature: valid.",
-        "signature_invalid": "The label's digital signature is NOT valid: it may be forged.",
-        "signature_unreadable": "The label's digital signature cannot be read.",
-        "mismatch": "The details on this page do not match the signed record: do not "
-        "trust this page, and tell the authorities.",
-        "part_batch": "Batch",
-        "part_product": "Product",
-        "part_producer": "Producer",
-        "part_rating": "OCOP rating",
-        "part_recall": "Recall",
-        "part_event": "Event",
-        "report_title": "Report a suspected fake",
-        "report_note": "What looks wrong?",
-        "report_where": "Where did you buy it (shop, market, website)?",
-        "report_photo": "Photo (optional, at most 2 MB)",
-        "report_send": "Send report",
-        "thanks": "Thank you. Your report has been sent to the inspectors.",
-    },
-}
+
+@lru_cache(maxsize=len(LANGUAGES))
+def catalogue(lang: str) -> Mapping[str, str]:
+    """Every message of a language, key -> text (empty translations left out)."""
+    path = files("ocop_trace") / "locale" / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        parsed = read_po(handle, locale=lang)
+    return {str(m.id): str(m.string) for m in parsed if m.id and m.string}
+
+
+def t(lang: str, key: str, **params: object) -> str:
+    """The message in `lang`, its {placeholders} filled in."""
+    text = catalogue(lang)[key]
+    return text.format(**params) if params else text
+
+
+def N_(key: str) -> str:  # gettext's name for "mark now, translate later"
+    """Mark a key built ahead of time, so the catalogue test sees it is used."""
+    return key
 
 
 @lru_cache(maxsize=1024)
@@ -136,4 +57,36 @@ def pick_language(query: str | None, accept_language: str | None) -> str:
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:
             return code
-    return "vi"
+    return DEFAULT
+
+
+def number(value: int | float, lang: str, decimals: int = 0) -> str:
+    """1.200.000 and 91,14 in Vietnamese; 1,200,000 and 91.14 in English."""
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    return str(format_decimal(value, format=pattern, locale=lang))
+
+
+def score(hundredths: int, lang: str) -> str:
+    """An OCOP score kept as hundredths of a point: 9114 -> "91,14"."""
+    return number(hundredths / 100, lang, decimals=2)
+
+
+def day(value: date | str, lang: str) -> str:
+    """31/08/2028 in Vietnamese, 31 Aug 2028 in English."""
+    when = date.fromisoformat(value) if isinstance(value, str) else value
+    return str(format_date(when, _DATE_FORMAT[lang], locale=lang))
+
+
+def local(value: datetime | str) -> datetime:
+    """A UTC time (a ledger timestamp "…Z" or an aware datetime) in Vietnam's zone."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(ZONE)
+
+
+def moment(value: datetime | str, lang: str) -> str:
+    """A point in time as Vietnam's clock shows it, with the zone said: "09:00, 05/01/2026
+    (giờ Việt Nam)"."""
+    when = local(value)
+    clock = format_datetime(when, "HH:mm", tzinfo=ZONE, locale=lang)
+    return t(lang, "time.local", clock=clock, day=day(when.date(), lang))

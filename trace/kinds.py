@@ -7,6 +7,8 @@ and `tests/test_kinds.py` fails if a kind lacks any part.
     Kind
     ├── signer     the role whose key signs it (the ledger's key registry says which key)
     ├── body       the model its body must validate against (strictly: signed data)
+    ├── about      what it is about ("batch", "batch_id"): the ledger indexes each entry
+    │              under "batch:<id>", so a page finds every entry about a batch itself
     ├── project    applies it to the tables pages read, inside the append's transaction
     └── shown      what a page shows of it, read the way the projection reads it, or None
 """
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select, update
 
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
+from ledger.statement import Statement
 from ocop_trace.errors import Conflict, InvalidInput, NotFound
 from ocop_trace.models import (
     BATCH,
@@ -67,8 +70,15 @@ class Kind:
     name: str
     signer: Role
     body: type[BaseModel]
+    about: tuple[str, str]  # (subject type, the body field that names it)
     project: Callable[[Projector, int, Any, KeyGrant], None]
     shown: Shown | None
+
+    def subject(self, body: dict[str, Any]) -> str | None:
+        value = body.get(self.about[1])
+        if type(value) not in (str, int):
+            return None  # a body the projection will refuse anyway
+        return f"{self.about[0]}:{value}"[:200]
 
     def validate(self, body: dict[str, Any]) -> Any:
         """The body as its model, strictly (signed data holds integers and strings only);
@@ -90,12 +100,17 @@ class Registry(Mapping[str, Kind]):
         self._kinds: dict[str, Kind] = {}
 
     def declare(
-        self, name: str, signer: Role, body: type[BaseModel], shown: Shown | None
+        self,
+        name: str,
+        signer: Role,
+        body: type[BaseModel],
+        about: tuple[str, str],
+        shown: Shown | None,
     ) -> Callable[[Callable[[Projector, int, Any, KeyGrant], None]], Kind]:
         def register(project: Callable[[Projector, int, Any, KeyGrant], None]) -> Kind:
             if name in self._kinds or name in LEDGER_KINDS:
                 raise ValueError(f"statement kind {name} is declared twice")
-            kind = Kind(name, signer, body, project, shown)
+            kind = Kind(name, signer, body, about, project, shown)
             self._kinds[name] = kind
             return kind
 
@@ -114,6 +129,11 @@ class Registry(Mapping[str, Kind]):
         """The kinds a key of this role may sign (what its registration grants)."""
         kinds = [k.name for k in self._kinds.values() if k.signer == role]
         return [*LEDGER_KINDS, *kinds] if role == "council" else kinds
+
+    def subject_of(self, statement: Statement) -> str | None:
+        """The ledger's index key for an entry (LedgerStore.subject_of)."""
+        kind = self._kinds.get(statement.kind)
+        return None if kind is None else kind.subject(statement.body)
 
     def for_part(self, part: str) -> Kind:
         for kind in self._kinds.values():
@@ -139,6 +159,7 @@ _PRODUCER_FIELDS = ("id", "name", "type", "registration_no", "contact")
     "producer.registered",
     "council",
     ProducerCreate,
+    ("producer", "id"),
     Shown("producer", (*_PRODUCER_FIELDS, "address_certified", "address_current"), _read_producer),
 )
 def _producer_registered(p: Projector, index: int, data: ProducerCreate, _: KeyGrant) -> None:
@@ -156,6 +177,7 @@ def _producer_registered(p: Projector, index: int, data: ProducerCreate, _: KeyG
     "product.registered",
     "council",
     ProductCreate,
+    ("product", "id"),
     Shown("product", ("id", "name_vi", "name_en", "gtin", "image_url"), lambda d: d.model_dump()),
 )
 def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGrant) -> None:
@@ -170,6 +192,7 @@ def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGra
     "rating.recorded",
     "council",
     RatingCreate,
+    ("product", "product_id"),
     Shown(
         "rating",
         (
@@ -199,6 +222,7 @@ def _rating_recorded(p: Projector, index: int, data: RatingCreate, _: KeyGrant) 
     "rating.revoked",
     "council",
     RatingRevocation,
+    ("rating", "rating_id"),
     Shown("rating_revocation", ("rating_id", "reason"), lambda d: d.model_dump()),
 )
 def _rating_revoked(p: Projector, index: int, data: RatingRevocation, _: KeyGrant) -> None:
@@ -237,7 +261,11 @@ def _read_batch(data: BatchCreate) -> dict[str, Any]:
 
 
 @KINDS.declare(
-    "batch.registered", "producer", BatchCreate, Shown("batch", _BATCH_FIELDS, _read_batch)
+    "batch.registered",
+    "producer",
+    BatchCreate,
+    ("batch", "id"),
+    Shown("batch", _BATCH_FIELDS, _read_batch),
 )
 def _batch_registered(p: Projector, index: int, data: BatchCreate, signer: KeyGrant) -> None:
     p.refuse_existing(BATCH, data.id, "batch")
@@ -275,6 +303,7 @@ def _batch_registered(p: Projector, index: int, data: BatchCreate, signer: KeyGr
     "batch.event",
     "producer",
     EventRecord,
+    ("batch", "batch_id"),
     Shown("event", ("batch_id", "biz_step", "at", "place"), lambda d: d.model_dump()),
 )
 def _batch_event(p: Projector, index: int, data: EventRecord, signer: KeyGrant) -> None:
@@ -287,6 +316,7 @@ def _batch_event(p: Projector, index: int, data: EventRecord, signer: KeyGrant) 
     "batch.recalled",
     "producer",
     RecallRecord,
+    ("batch", "batch_id"),
     Shown("recall", ("batch_id", "reason"), lambda d: d.model_dump()),
 )
 def _batch_recalled(p: Projector, index: int, data: RecallRecord, signer: KeyGrant) -> None:
@@ -314,6 +344,7 @@ def _batch_recalled(p: Projector, index: int, data: RecallRecord, signer: KeyGra
     "labels.issued",
     "producer",
     LabelSetRecord,
+    ("batch", "batch_id"),
     Shown("labels", ("batch_id", "count", "commitment"), lambda d: d.model_dump()),
 )
 def _labels_issued(p: Projector, index: int, data: LabelSetRecord, signer: KeyGrant) -> None:
@@ -331,6 +362,7 @@ def _labels_issued(p: Projector, index: int, data: LabelSetRecord, signer: KeyGr
     "inspection.recorded",
     "inspector",
     InspectionCreate,
+    ("batch", "batch_id"),
     Shown("inspection", ("batch_id", "result", "findings"), lambda d: d.model_dump()),
 )
 def _inspection_recorded(

@@ -23,6 +23,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from ocop_trace.errors import InvalidInput
+from ocop_trace.i18n import t
 
 EcLevel = Literal["M", "Q", "H"]
 _EC_LEVELS: dict[str, int] = {
@@ -41,7 +42,7 @@ FONT_FILE = "DejaVuSans.ttf"  # Vietnamese, ★ and … coverage; shipped in oco
 MIN_QR_MM = 10.0
 MIN_TEXT_MM = 27.0  # the widest human serial still fits at MIN_PT (5 pt) in this width
 PAD_MM = 2.0  # inside each label, around the text column
-NAME_PT, STARS_PT, SMALL_PT, MIN_PT, LEADING = 8.0, 8.0, 7.0, 5.0, 1.2
+NAME_PT, STARS_PT, SMALL_PT, TINY_PT, MIN_PT, LEADING = 8.0, 8.0, 7.0, 6.0, 5.0, 1.2
 _DARK_RUN = re.compile(b"\x01+")
 
 
@@ -56,6 +57,8 @@ class Label:
     stars: int  # OCOP rating 1-5; 0 when unrated
     lot: str
     serial_human: str
+    producer: str = ""  # who made it, printed under the name
+    domain: str = ""  # the service's address, for anyone who types rather than scans
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -251,7 +254,7 @@ def check_sheet(
             f"a {width:g} mm label with a {qr_mm:g} mm QR leaves {width - qr_mm - PAD_MM:g} mm "
             f"for the text, which needs {MIN_TEXT_MM:g} mm: widen the label or reduce qr_mm"
         )
-    text_mm = (NAME_PT + STARS_PT + 2 * SMALL_PT) * LEADING / mm + 2 * PAD_MM
+    text_mm = (NAME_PT + STARS_PT + 2 * SMALL_PT + 3 * TINY_PT) * LEADING / mm + 2 * PAD_MM
     if height < text_mm:
         raise LabelError(f"labels must be at least {text_mm:.1f} mm high for the text lines")
 
@@ -278,9 +281,15 @@ def _draw_label(
     if label.stars:
         stars = "★" * label.stars + "☆" * (5 - label.stars)
         lines.append(_fitted(f"OCOP {stars}", text_w, STARS_PT))
+    if label.producer:
+        lines.append(_fitted(unicodedata.normalize("NFC", label.producer), text_w, TINY_PT))
     if label.lot:
-        lines.append(_fitted(f"Lô: {label.lot}", text_w, SMALL_PT))
+        lines.append(_fitted(t("vi", "label.lot", lot=label.lot), text_w, SMALL_PT))
     lines.append(_fitted(label.serial_human, text_w, SMALL_PT))
+    # Printed in Vietnamese with its English twin: a label serves every reader.
+    lines.append(_fitted(f"{t('vi', 'label.scan')} · {t('en', 'label.scan')}", text_w, TINY_PT))
+    if label.domain:
+        lines.append(_fitted(label.domain, text_w, TINY_PT))
     spare = height - 2 * pad - sum(size for _, size in lines) * LEADING
     name_lines = max(1, min(3, int(spare // (NAME_PT * LEADING))))
     name = unicodedata.normalize("NFC", label.product_name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 from sqlalchemy import BigInteger, Column, Index
@@ -98,7 +98,7 @@ def address_columns(certified: AddressBase, current: AddressBase) -> dict[str, s
 def addresses_of(row: Any) -> tuple[AddressBase, AddressBase]:
     """A producer row's addresses: as certified, and current."""
     certified, current = (
-        AddressBase(**{part: getattr(row, f"{which}_{part}") for part in parts})
+        AddressBase.model_construct(**{part: getattr(row, f"{which}_{part}") for part in parts})
         for which, parts in _ADDRESS_PARTS.items()
     )
     return certified, current
@@ -344,6 +344,7 @@ class EventPublic(EventBase):
 
 
 class InspectionCreate(SQLModel):
+    RESULTS: ClassVar[tuple[str, ...]] = ("pass", "fail", "note")
     batch_id: str = Field(regex=SLUG)
     result: str = Field(description="pass, fail or note")
     findings: str = Field(default="", max_length=4000)
@@ -351,7 +352,7 @@ class InspectionCreate(SQLModel):
     @field_validator("result")
     @classmethod
     def _result(cls, value: str) -> str:
-        if value not in ("pass", "fail", "note"):
+        if value not in cls.RESULTS:
             raise ValueError("result must be pass, fail or note")
         return value
 

@@ -23,7 +23,7 @@ class RatingRuleError(InvalidInput, ValueError):
 
 
 class ProducerType(StrEnum):
-    """Stable ASCII codes (stored and signed); labels come from `vi` and `en`."""
+    """Stable ASCII codes (stored and signed); their words are in the catalogue (i18n.py)."""
 
     ENTERPRISE = "enterprise"
     COOPERATIVE = "cooperative"
@@ -31,22 +31,10 @@ class ProducerType(StrEnum):
     HOUSEHOLD = "household"
 
     @property
-    def vi(self) -> str:
-        return _PRODUCER_LABELS[self][0]
-
-    @property
-    def en(self) -> str:
-        return _PRODUCER_LABELS[self][1]
+    def label_key(self) -> str:
+        return f"producer_type.{self.value}"
 
 
-# fmt: off
-_PRODUCER_LABELS: Mapping[ProducerType, tuple[str, str]] = MappingProxyType({
-    ProducerType.ENTERPRISE: ("Doanh nghiệp", "Enterprise"),
-    ProducerType.COOPERATIVE: ("Hợp tác xã", "Cooperative"),
-    ProducerType.COOPERATIVE_GROUP: ("Tổ hợp tác", "Cooperative group"),
-    ProducerType.HOUSEHOLD: ("Hộ sản xuất, kinh doanh", "Household business"),
-})
-# fmt: on
 PRODUCER_TYPES: Mapping[str, ProducerType] = MappingProxyType({t.value: t for t in ProducerType})
 
 
@@ -57,16 +45,20 @@ PRODUCER_TYPES: Mapping[str, ProducerType] = MappingProxyType({t.value: t for t 
 class Sector:
     code: str
     number: int
-    vi: str
-    en: str
     is_service: bool = False  # tourism: its "batch" is a season or an offer, its QR a sign
+
+    @property
+    def label_key(self) -> str:
+        return f"sector.{self.code}"
 
 
 @dataclass(frozen=True)
 class ProductSet:
     code: str  # "<sector code>.<set>", stable: stored on products, never renamed
-    vi: str
-    en: str
+
+    @property
+    def label_key(self) -> str:
+        return f"product_set.{self.code}"
 
     @property
     def sector_code(self) -> str:
@@ -79,57 +71,43 @@ class ProductSet:
 
 # fmt: off
 SECTORS: Mapping[str, Sector] = MappingProxyType({s.code: s for s in (
-    Sector("food", 1, "Thực phẩm", "Food"),
-    Sector("beverage", 2, "Đồ uống", "Beverages"),
-    Sector("herbal", 3, "Dược liệu và sản phẩm từ dược liệu",
-           "Medicinal herbs and herbal products"),
-    Sector("handicraft", 4, "Thủ công mỹ nghệ", "Handicrafts"),
-    Sector("ornamental", 5, "Sinh vật cảnh", "Ornamental living things"),
-    Sector("tourism", 6, "Dịch vụ du lịch cộng đồng, du lịch sinh thái và điểm du lịch",
-           "Community tourism, eco-tourism and tourist sites", is_service=True),
+    Sector("food", 1),
+    Sector("beverage", 2),
+    Sector("herbal", 3),
+    Sector("handicraft", 4),
+    Sector("ornamental", 5),
+    Sector("tourism", 6, is_service=True),
 )})
 
 PRODUCT_SETS: Mapping[str, ProductSet] = MappingProxyType({p.code: p for p in (
     # food: fresh (2); raw or pre-processed (2); processed (4); spices (2); tea (2); coffee (1)
-    ProductSet("food.fresh_produce", "Rau, củ, quả, hạt tươi",
-               "Fresh vegetables, tubers, fruit and nuts"),
-    ProductSet("food.fresh_animal", "Thịt, thủy sản, trứng, sữa tươi",
-               "Fresh meat, seafood, eggs and milk"),
-    ProductSet("food.rice_cereals", "Gạo, ngũ cốc", "Rice and cereals"),
-    ProductSet("food.honey_syrups", "Mật ong, các loại mật khác", "Honey and syrups"),
-    ProductSet("food.fast_food", "Đồ ăn nhanh", "Fast food"),
-    ProductSet("food.processed_cereals", "Chế biến từ gạo, ngũ cốc",
-               "Processed from rice and cereals"),
-    ProductSet("food.processed_produce", "Chế biến từ rau, củ, quả, hạt",
-               "Processed from vegetables, tubers, fruit and nuts"),
-    ProductSet("food.processed_animal", "Chế biến từ thịt, trứng, sữa, thủy sản, mật ong",
-               "Processed from meat, eggs, milk, seafood and honey"),
-    ProductSet("food.sauces", "Tương, nước mắm", "Sauces and fish sauce"),
-    ProductSet("food.other_spices", "Gia vị khác", "Other spices"),
-    ProductSet("food.tea", "Chè", "Tea"),
-    ProductSet("food.tea_other_plants", "Trà từ thực vật khác", '"Tea" from other plants'),
-    ProductSet("food.coffee_cocoa", "Cà phê, ca cao", "Coffee and cocoa"),
+    ProductSet("food.fresh_produce"),
+    ProductSet("food.fresh_animal"),
+    ProductSet("food.rice_cereals"),
+    ProductSet("food.honey_syrups"),
+    ProductSet("food.fast_food"),
+    ProductSet("food.processed_cereals"),
+    ProductSet("food.processed_produce"),
+    ProductSet("food.processed_animal"),
+    ProductSet("food.sauces"),
+    ProductSet("food.other_spices"),
+    ProductSet("food.tea"),
+    ProductSet("food.tea_other_plants"),
+    ProductSet("food.coffee_cocoa"),
     # beverages: alcoholic (2); non-alcoholic (2)
-    ProductSet("beverage.white_spirit", "Rượu trắng", "White spirit"),
-    ProductSet("beverage.other_alcoholic", "Đồ uống có cồn khác", "Other alcoholic beverages"),
-    ProductSet("beverage.bottled_water", "Nước khoáng, nước uống đóng chai",
-               "Mineral and bottled water"),
-    ProductSet("beverage.other_non_alcoholic", "Đồ uống không cồn khác",
-               "Other non-alcoholic beverages"),
-    ProductSet("herbal.functional_medicine",
-               "Thực phẩm chức năng, thuốc dược liệu, thuốc y học cổ truyền",
-               "Functional foods and traditional medicines"),
-    ProductSet("herbal.cosmetics", "Mỹ phẩm có thành phần từ thảo dược", "Herbal cosmetics"),
-    ProductSet("herbal.oils_other", "Tinh dầu và dược liệu khác", "Essential oils and other herbs"),
-    ProductSet("handicraft.household", "Thủ công mỹ nghệ gia dụng, trang trí",
-               "Household and decorative handicrafts"),
-    ProductSet("handicraft.textiles", "Vải, may mặc", "Fabrics and garments"),
-    ProductSet("ornamental.flowers", "Hoa", "Flowers"),
-    ProductSet("ornamental.plants", "Cây cảnh", "Ornamental plants"),
-    ProductSet("ornamental.animals", "Động vật cảnh", "Ornamental animals"),
-    ProductSet("tourism.community_eco_sites",
-               "Dịch vụ du lịch cộng đồng, du lịch sinh thái và điểm du lịch",
-               "Community tourism, eco-tourism and tourist sites"),
+    ProductSet("beverage.white_spirit"),
+    ProductSet("beverage.other_alcoholic"),
+    ProductSet("beverage.bottled_water"),
+    ProductSet("beverage.other_non_alcoholic"),
+    ProductSet("herbal.functional_medicine"),
+    ProductSet("herbal.cosmetics"),
+    ProductSet("herbal.oils_other"),
+    ProductSet("handicraft.household"),
+    ProductSet("handicraft.textiles"),
+    ProductSet("ornamental.flowers"),
+    ProductSet("ornamental.plants"),
+    ProductSet("ornamental.animals"),
+    ProductSet("tourism.community_eco_sites"),
 )})
 # fmt: on
 
@@ -197,10 +175,8 @@ def stars_for_score(score_hundredths: int, level: RatingLevel | str) -> RatingBa
 
 @dataclass(frozen=True)
 class RatingAuthority:
-    code: str
+    code: str  # its name is in the catalogue as authority.<code>
     level: RatingLevel
-    vi: str
-    en: str
     stars: frozenset[int]  # results it may record, including the uncertified 1-2★
     valid_from: date | None  # None: since the programme began
     valid_until: date | None  # first day it no longer rates (exclusive); None: still rates
@@ -223,19 +199,12 @@ _NATIONAL, _PROVINCIAL, _DISTRICT = (
 
 # fmt: off
 RATING_AUTHORITIES: Mapping[str, RatingAuthority] = MappingProxyType({a.code: a for a in (
-    RatingAuthority("mard", _NATIONAL, "Bộ Nông nghiệp và Phát triển nông thôn",
-                    "Ministry of Agriculture and Rural Development",
-                    frozenset({5}), None, MINISTRY_MERGER),
-    RatingAuthority("mae", _NATIONAL, "Bộ Nông nghiệp và Môi trường",
-                    "Ministry of Agriculture and Environment",
-                    frozenset({5}), MINISTRY_MERGER, None),
+    # The Ministry of Agriculture and Rural Development, then (merged) and Environment.
+    RatingAuthority("mard", _NATIONAL, frozenset({5}), None, MINISTRY_MERGER),
+    RatingAuthority("mae", _NATIONAL, frozenset({5}), MINISTRY_MERGER, None),
     # 3★ and 4★ throughout (under 1048, 148 and 1489); 90+ is 4★ potential 5★.
-    RatingAuthority("provincial_council", _PROVINCIAL,
-                    "Hội đồng đánh giá, phân hạng sản phẩm OCOP cấp tỉnh",
-                    "Provincial OCOP rating council", frozenset({1, 2, 3, 4}), None, None),
-    RatingAuthority("district_council", _DISTRICT,
-                    "Hội đồng đánh giá, phân hạng sản phẩm OCOP cấp huyện",
-                    "District OCOP rating council", frozenset({1, 2, 3}),
+    RatingAuthority("provincial_council", _PROVINCIAL, frozenset({1, 2, 3, 4}), None, None),
+    RatingAuthority("district_council", _DISTRICT, frozenset({1, 2, 3}),
                     DISTRICT_RATING_FROM, DISTRICT_RATING_UNTIL),
 )})
 # fmt: on
@@ -348,16 +317,8 @@ class RatingStatus(StrEnum):
     REVOKED = "revoked"
 
     @property
-    def vi(self) -> str:
-        return _STATUS_VI[self]
-
-
-# fmt: off
-_STATUS_VI: Mapping[RatingStatus, str] = MappingProxyType({
-    RatingStatus.VALID: "Còn hiệu lực", RatingStatus.EXPIRING: "Sắp hết hiệu lực",
-    RatingStatus.EXPIRED: "Hết hiệu lực", RatingStatus.REVOKED: "Đã thu hồi",
-})
-# fmt: on
+    def label_key(self) -> str:
+        return f"status.{self.value}"
 
 
 def add_months(day: date, months: int) -> date:
@@ -444,16 +405,36 @@ def addresses_differ(certified: CertifiedAddress, current: CurrentAddress) -> bo
     return format_address(certified) != format_address(current)
 
 
-def historical_note(certified: CertifiedAddress, current: CurrentAddress) -> str | None:
-    """ "trước 1/7/2025: xã Côn Minh, huyện Na Rì, tỉnh Bắc Kạn", or None when nothing differs.
+def address_before_reform(certified: CertifiedAddress, current: CurrentAddress) -> str | None:
+    """The certified address where it differs from the current one ("xã Côn Minh, huyện Na
+    Rì, tỉnh Bắc Kạn"), for pages to show as it was before REFORM_DATE; None when equal.
 
     The line (village, street) is repeated only when it changed too.
     """
     if not addresses_differ(certified, current):
         return None
     same_line = _norm(certified.line) == _norm(current.line)
-    units = replace(certified, line="") if same_line else certified
-    return f"trước {_vn(REFORM_DATE)}: {format_address(units)}"
+    return format_address(replace(certified, line="") if same_line else certified)
+
+
+# ---- Units a batch's quantity is counted in (codes; their words are in the catalogue) ----
+
+UNITS: tuple[str, ...] = (
+    "pack",
+    "bag",
+    "box",
+    "bottle",
+    "jar",
+    "can",
+    "piece",
+    "set",
+    "kg",
+    "g",
+    "l",
+    "ml",
+    "ticket",
+    "night",  # tourism: a season's or an offer's places
+)
 
 
 # ---- EPCIS 2.0 business steps for batch events ----
@@ -466,9 +447,7 @@ class EpcisEventType(StrEnum):
 
 @dataclass(frozen=True)
 class BizStep:
-    code: str
-    vi: str
-    en: str
+    code: str  # its words are in the catalogue as step.<code>
     event_type: EpcisEventType
     biz_step: str  # as written in EPCIS JSON-LD: a bare CBV 2.0 word, or our own URI
     action: str | None  # ObjectEvent action; TransformationEvent has none
@@ -484,16 +463,16 @@ OCOP_BIZSTEP_PREFIX = "urn:ocop-trace:bizstep:"
 # keep both apart with our own URIs; a CBV-only reader sees a valid but unknown step.
 # fmt: off
 BIZ_STEPS: Mapping[str, BizStep] = MappingProxyType({b.code: b for b in (
-    BizStep("commissioning", "Khởi tạo mã", "Commissioning", EpcisEventType.OBJECT,
+    BizStep("commissioning", EpcisEventType.OBJECT,
             "commissioning", "ADD"),
-    BizStep("harvesting", "Thu hoạch", "Harvesting", EpcisEventType.OBJECT,
+    BizStep("harvesting", EpcisEventType.OBJECT,
             OCOP_BIZSTEP_PREFIX + "harvesting", "ADD"),
-    BizStep("processing", "Chế biến", "Processing", EpcisEventType.TRANSFORMATION,
+    BizStep("processing", EpcisEventType.TRANSFORMATION,
             OCOP_BIZSTEP_PREFIX + "processing", None),
-    BizStep("packing", "Đóng gói", "Packing", EpcisEventType.OBJECT, "packing", "OBSERVE"),
-    BizStep("shipping", "Xuất hàng", "Shipping", EpcisEventType.OBJECT, "shipping", "OBSERVE"),
-    BizStep("receiving", "Nhận hàng", "Receiving", EpcisEventType.OBJECT, "receiving", "OBSERVE"),
-    BizStep("inspecting", "Kiểm tra", "Inspecting", EpcisEventType.OBJECT, "inspecting", "OBSERVE"),
+    BizStep("packing", EpcisEventType.OBJECT, "packing", "OBSERVE"),
+    BizStep("shipping", EpcisEventType.OBJECT, "shipping", "OBSERVE"),
+    BizStep("receiving", EpcisEventType.OBJECT, "receiving", "OBSERVE"),
+    BizStep("inspecting", EpcisEventType.OBJECT, "inspecting", "OBSERVE"),
 )})
 # fmt: on
 

@@ -22,7 +22,9 @@ from ocop_trace.models import (
 
 def producer_public(row: Any) -> ProducerPublic:
     certified, current = addresses_of(row)
-    return ProducerPublic(
+    # Rows are read as stored, not validated again: a row edited behind the ledger's back
+    # is for the pages to flag against its entry, not a reason to fail.
+    return ProducerPublic.model_construct(
         id=row.id,
         name=row.name,
         type=row.type,
@@ -42,7 +44,7 @@ def rating_public(row: Any, today: date) -> RatingPublic:
         today=today,
     )
     values = {k: v for k, v in row._mapping.items() if k in RatingPublic.model_fields}
-    return RatingPublic(**values, status=status.value)
+    return RatingPublic.model_construct(**values, status=status.value)
 
 
 def ratings_of(conn: Connection, product_id: str, today: date) -> list[RatingPublic]:
@@ -80,7 +82,7 @@ def batch_public(conn: Connection, row: Any) -> BatchPublic:
         .order_by(BATCH_INPUT.c.batch_id)
     ).scalars()
     values = {k: v for k, v in row._mapping.items() if k in BatchPublic.model_fields}
-    return BatchPublic(
+    return BatchPublic.model_construct(
         **values,
         inputs=list(inputs),
         outputs=list(outputs),

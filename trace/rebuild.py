@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from ledger.authority import KeyRegistry
 from ledger.statement import parse_entry
 from ledger.store import LedgerStore, open_engine, writing
 from ledger.verifier import Failure
+from ocop_trace.kinds import KINDS
 from ocop_trace.models import LABEL_SERIAL, LABEL_SET, PROJECTION_TABLES
 from ocop_trace.projection import Projector, clear
 from ocop_trace.serials import parse_canonical, serial_set_commitment
@@ -117,6 +119,23 @@ def check_label_serials(engine: Engine) -> Failure | None:
     return None
 
 
+def check_subjects(store: LedgerStore) -> Failure | None:
+    """Each entry's `subject` index column says what its own bytes say it is about."""
+    size = store.size()  # entries appended while this runs are for the next check
+    pairs = zip(islice(store.entries(), size), islice(store.subjects(), size), strict=True)
+    for (index, data), (_, stored) in pairs:
+        wanted = KINDS.subject_of(parse_entry(data).statement)
+        if stored != wanted:
+            return Failure(
+                index,
+                "projection",
+                f"ledger_entry row {index}, column subject, was changed behind the ledger's back",
+                str(wanted),
+                str(stored),
+            )
+    return None
+
+
 def check_projection(store: LedgerStore) -> Failure | None:
     """Rebuild into a scratch SQLite file and compare it with the live tables."""
     with tempfile.TemporaryDirectory(prefix="ocop-projection-") as tmp:
@@ -125,6 +144,10 @@ def check_projection(store: LedgerStore) -> Failure | None:
             SQLModel.metadata.create_all(scratch, tables=PROJECTION_TABLES)
             with scratch.begin() as conn:
                 _replay(conn, store)
-            return compare_projection(store.engine, scratch) or check_label_serials(store.engine)
+            return (
+                compare_projection(store.engine, scratch)
+                or check_label_serials(store.engine)
+                or check_subjects(store)
+            )
         finally:
             scratch.dispose()

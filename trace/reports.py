@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections import deque
@@ -14,10 +15,11 @@ from sqlmodel import Field, SQLModel
 from ledger.statement import utc_now
 from ledger.store import writing
 from ocop_trace.errors import TooManyRequests
+from ocop_trace.scans import coarse_network
 
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
-PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
 REPORTS_PER_HOUR = 5
+MAX_NOTE_CHARS = 2000
+MAX_WHERE_CHARS = 300
 
 
 class FakeReport(SQLModel, table=True):
@@ -36,6 +38,14 @@ class FakeReport(SQLModel, table=True):
 REPORT = FakeReport.__table__  # type: ignore[attr-defined]
 # The hourly limit counts one network's recent reports.
 Index("ix_fake_report_client_created_at", REPORT.c.client, REPORT.c.created_at)
+
+
+def network_client(secret: str, host: str | None) -> str:
+    """The report limit's key for a sender: its coarse network alone (a browser string is
+    free to change), keyed with the service secret so no address is stored."""
+    return hmac.digest(
+        secret.encode(), b"ocop-trace/report-network/v1\n" + coarse_network(host), "sha256"
+    ).hex()[:32]
 
 
 class RateLimiter:

@@ -1,63 +1,69 @@
-"""Counting scans of each label serial, to warn when a code looks copied, without raw IPs.
+"""Counting the networks that scan each label serial, to warn when a code looks copied.
 
-A scan is counted under a salted hash of the client's coarse network (IPv4 /24, IPv6 /48)
-and user agent; the salt is derived from the service secret and the Vietnam date, so it
-rotates daily and is never stored. The page must not wait on the database's write lock,
-so scans are buffered in memory and written in one transaction about once a second, by the
-app's background task (or by a request that finds the buffer overdue).
+A copied code is scanned from many places; one phone or one shop is one place however
+often it reloads, switches language or changes its browser string. So a scan is counted
+under its coarse network (IPv4 /24, IPv6 /48) and nothing else, once a day: the stored
+client is an HMAC of the serial and the network under the service secret, so the same
+network is recognised on the same serial across days (and only there: the hashes of two
+serials cannot be linked), and no address is ever stored. The page warns when
+`copy_networks` distinct networks scanned a serial in the last `copy_days` days.
+
+The page must not wait on the database's write lock, so scans are buffered in memory and
+written in one transaction about once a second, by the app's background task (or by a
+request that finds the buffer overdue); each process re-reads a serial's stored counts
+after `known_for` seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, func, select
+from sqlalchemy import Column, Connection, Engine, Integer, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
-from ledger.statement import utc_now
 from ledger.store import writing
 from ocop_trace import ocop
 
-
-class ScanCount(SQLModel, table=True):
-    __tablename__ = "scan_count"
-    serial: str = Field(primary_key=True, max_length=16)
-    scans: int = Field(sa_column=Column(BigInteger, nullable=False))
-    first_seen: str = Field(max_length=32)
-
-
-class ScanClient(SQLModel, table=True):
-    """One row per (serial, salted client hash): distinct networks that scanned it."""
-
-    __tablename__ = "scan_client"
-    serial: str = Field(primary_key=True, max_length=16)
-    client: str = Field(primary_key=True, max_length=32)
-
-
-COUNT = ScanCount.__table__  # type: ignore[attr-defined]
-CLIENT = ScanClient.__table__  # type: ignore[attr-defined]
-_CLIENTS_KEPT = 256
+_CLIENTS_KEPT = 64  # per serial in memory: past the warning threshold the count alone decides
 _KNOWN_SERIALS = 100_000
 
 
-def client_hash(secret: str, host: str | None, user_agent: str, day: str) -> str:
-    salt = _daily_salt(secret, day)
-    return hashlib.sha256(salt + _network(host) + b"\n" + user_agent.encode()).hexdigest()[:32]
+class ScanNetwork(SQLModel, table=True):
+    """One row per (serial, network): the days it first and last scanned the serial, and
+    on how many days it did."""
+
+    __tablename__ = "scan_network"
+    serial: str = Field(primary_key=True, max_length=16)
+    client: str = Field(primary_key=True, max_length=32)
+    first_day: str = Field(max_length=10)
+    last_day: str = Field(max_length=10, index=True)
+    days: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+NETWORK = ScanNetwork.__table__  # type: ignore[attr-defined]
+
+
+def client_hash(secret: str, serial: str, host: str | None) -> str:
+    """The serial's pseudonym for a network: the same network, the same serial, any day."""
+    key = _key(secret)
+    return hmac.digest(key, serial.encode() + b"\n" + coarse_network(host), "sha256").hex()[:32]
 
 
 @lru_cache(maxsize=4)
-def _daily_salt(secret: str, day: str) -> bytes:
-    return hashlib.sha256(f"ocop-trace/scan-salt/v1\n{secret}\n{day}".encode()).digest()
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(f"ocop-trace/scan-network/v2\n{secret}".encode()).digest()
 
 
 @lru_cache(maxsize=4096)
-def _network(host: str | None) -> bytes:
+def coarse_network(host: str | None) -> bytes:
     """The coarse network of an address: IPv4 /24, IPv6 /48."""
     try:
         address = ipaddress.ip_address(host or "")
@@ -67,62 +73,54 @@ def _network(host: str | None) -> bytes:
         return b"unknown"
 
 
-@dataclass
-class _Pending:
-    scans: int = 0
-    first_seen: str = ""
-    clients: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Known:
-    """A serial's stored counts as this process last read or wrote them."""
-
-    scans: int
-    networks: int
-    first_seen: str
-    clients: set[str]
-    read_at: float
-
-
 @dataclass(frozen=True)
 class ScanStats:
-    scans: int
-    networks: int
-    first_seen: str
+    scans: int  # network-days: a network scanning on three days counts three
+    networks: int  # distinct networks within the window
+    first_day: str
+
+
+@dataclass
+class _Serial:
+    """A serial's counts as this process knows them: read from the database, plus its own
+    scans since (pending ones not yet written)."""
+
+    clients: dict[str, str] = field(default_factory=dict)  # client -> last day seen
+    scans: int = 0
+    networks: int = 0  # in the window, as read (clients beyond those kept count here)
+    first_day: str = ""
+    read_at: float = 0.0
 
 
 class ScanCounter:
-    """Counts scans in memory and writes them in batches; answers counts mostly from memory.
-
-    A serial's stored counts are read once and then kept up to date with this process's own
-    writes; other processes' scans show up when they are read again, `known_for` seconds on.
-    """
-
     def __init__(
-        self, engine: Engine, secret: str, flush_every: float = 1.0, known_for: float = 30.0
+        self,
+        engine: Engine,
+        secret: str,
+        window_days: int = 30,
+        flush_every: float = 1.0,
+        known_for: float = 30.0,
     ) -> None:
         self.engine = engine
         self._secret = secret
+        self._window = window_days
         self._flush_every = flush_every
         self._known_for = known_for
-        self._pending: dict[str, _Pending] = {}
-        self._known: dict[str, _Known] = {}
+        self._pending: dict[tuple[str, str], str] = {}  # (serial, client) -> day
+        self._known: dict[str, _Serial] = {}
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._last_flush = time.monotonic()
 
-    def record(self, serial: str, host: str | None, user_agent: str) -> None:
+    def record(self, serial: str, host: str | None) -> None:
         """Count one scan, in memory only (see `overdue` and `flush`)."""
-        client = client_hash(
-            self._secret, host, user_agent[:200], ocop.today_in_vietnam_cached().isoformat()
-        )
+        client = client_hash(self._secret, serial, host)
+        today = ocop.today_in_vietnam_cached().isoformat()
         with self._lock:
-            pending = self._pending.get(serial)
-            if pending is None:
-                pending = self._pending[serial] = _Pending(first_seen=utc_now())
-            pending.scans += 1
-            pending.clients.add(client)
+            self._pending[(serial, client)] = today
+            known = self._known.get(serial)
+            if known is not None:
+                _count(known, client, today, self._since(today))
 
     def overdue(self) -> bool:
         """The app's background task writes the buffer every interval; a request writes it
@@ -136,65 +134,38 @@ class ScanCounter:
             with self._lock:
                 batch, self._pending = self._pending, {}
                 self._last_flush = time.monotonic()
-                # Counted as stored from now on, so no reader sees them missing meanwhile.
-                for serial, pending in batch.items():
-                    known = self._known.get(serial)
-                    if known is not None:
-                        known.scans += pending.scans
-                        new = pending.clients - known.clients
-                        known.networks += len(new)
-                        # Bounded like a read: past a few hundred networks the count may
-                        # run high, and the copy warning is long on by then.
-                        if len(known.clients) < _CLIENTS_KEPT:
-                            known.clients |= new
-                        known.first_seen = known.first_seen or pending.first_seen
             if batch:
                 self._write(batch)
         finally:
             self._flushing.release()
 
-    def _write(self, batch: dict[str, _Pending]) -> None:
-        # Two statements, each executed once with every row, whatever the batch's size.
+    def _write(self, batch: dict[tuple[str, str], str]) -> None:
+        # One statement executed once with every row, whatever the batch's size: a new
+        # network inserts, a known one on a new day counts that day (never twice a day).
+        rows = [
+            {"serial": s, "client": c, "first_day": d, "last_day": d, "days": 1}
+            for (s, c), d in batch.items()
+        ]
         with writing(self.engine) as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            upsert = dialect.insert(COUNT)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[COUNT.c.serial],
-                set_={"scans": COUNT.c.scans + upsert.excluded.scans},
-            )
+            upsert = dialect.insert(NETWORK)
+            new = upsert.excluded
             conn.execute(
-                upsert,
-                [
-                    {"serial": serial, "scans": p.scans, "first_seen": p.first_seen}
-                    for serial, p in batch.items()
-                ],
-            )
-            conn.execute(
-                dialect.insert(CLIENT).on_conflict_do_nothing(),
-                [
-                    {"serial": serial, "client": client}
-                    for serial, p in batch.items()
-                    for client in p.clients
-                ],
-            )
-
-    def cached_stats(self, serial: str) -> ScanStats | None:
-        """The counts from memory, or None when the stored ones must be read first."""
-        with self._lock:
-            known = self._known.get(serial)
-            if known is None or time.monotonic() - known.read_at > self._known_for:
-                return None
-            pending = self._pending.get(serial)
-            if pending is None:
-                return ScanStats(known.scans, known.networks, known.first_seen)
-            return ScanStats(
-                known.scans + pending.scans,
-                known.networks + len(pending.clients - known.clients),
-                known.first_seen or pending.first_seen,
+                upsert.on_conflict_do_update(
+                    index_elements=[NETWORK.c.serial, NETWORK.c.client],
+                    set_={
+                        "days": NETWORK.c.days
+                        + case((NETWORK.c.last_day != new.last_day, 1), else_=0),
+                        "last_day": func.max(NETWORK.c.last_day, new.last_day)
+                        if dialect is sqlite
+                        else func.greatest(NETWORK.c.last_day, new.last_day),
+                    },
+                ),
+                rows,
             )
 
     def stats(self, serial: str, conn: Connection | None = None) -> ScanStats:
-        """Stored counts plus what is still buffered in this process."""
+        """Stored counts plus what this process saw since it read them."""
         cached = self.cached_stats(serial)
         if cached is not None:
             return cached
@@ -205,30 +176,60 @@ class ScanCounter:
             self._read(serial, conn)
         return self.cached_stats(serial) or ScanStats(0, 0, "")
 
+    def cached_stats(self, serial: str) -> ScanStats | None:
+        """The counts from memory, or None when the stored ones must be read first."""
+        with self._lock:
+            known = self._known.get(serial)
+            if known is None or time.monotonic() - known.read_at > self._known_for:
+                return None
+            return ScanStats(known.scans, known.networks, known.first_day)
+
+    def _since(self, today: str) -> str:
+        return (date.fromisoformat(today) - timedelta(days=self._window - 1)).isoformat()
+
     def _read(self, serial: str, conn: Connection) -> None:
         read_at = time.monotonic()
-        row = conn.execute(
-            select(COUNT.c.scans, COUNT.c.first_seen).where(COUNT.c.serial == serial)
-        ).first()
-        # Enough clients to tell the buffered ones apart while under the warning threshold;
-        # past it, the count alone decides.
-        clients = set(
-            conn.execute(
-                select(CLIENT.c.client).where(CLIENT.c.serial == serial).limit(_CLIENTS_KEPT)
-            ).scalars()
+        today = ocop.today_in_vietnam_cached().isoformat()
+        since = self._since(today)
+        totals = conn.execute(
+            select(
+                func.coalesce(func.sum(NETWORK.c.days), 0),
+                func.count().filter(NETWORK.c.last_day >= since),
+                func.min(NETWORK.c.first_day),
+            ).where(NETWORK.c.serial == serial)
+        ).one()
+        recent = conn.execute(
+            select(NETWORK.c.client, NETWORK.c.last_day)
+            .where(NETWORK.c.serial == serial, NETWORK.c.last_day >= since)
+            .limit(_CLIENTS_KEPT)
+        ).all()
+        known = _Serial(
+            clients={r.client: r.last_day for r in recent},
+            scans=int(totals[0]),
+            networks=int(totals[1]),
+            first_day=totals[2] or "",
+            read_at=read_at,
         )
-        networks = len(clients)
-        if networks == _CLIENTS_KEPT:
-            networks = conn.execute(
-                select(func.count()).select_from(CLIENT).where(CLIENT.c.serial == serial)
-            ).scalar_one()
         with self._lock:
-            self._known[serial] = _Known(
-                row.scans if row else 0,
-                int(networks),
-                row.first_seen if row else "",
-                clients,
-                read_at,
-            )
+            # This process's scans not yet written count too.
+            for (pending_serial, client), day in self._pending.items():
+                if pending_serial == serial:
+                    _count(known, client, day, since)
+            self._known[serial] = known
             if len(self._known) > _KNOWN_SERIALS:
                 self._known.pop(next(iter(self._known)))
+
+
+def _count(known: _Serial, client: str, day: str, since: str) -> None:
+    """Add one scan to a serial's counts: a new day for a network, or a new network."""
+    last = known.clients.get(client)
+    if last == day:
+        return  # the same network again today: a reload, a language switch
+    known.scans += 1
+    known.first_day = known.first_day or day
+    if last is None or last < since:
+        if last is None and len(known.clients) >= _CLIENTS_KEPT:
+            known.networks += 1  # unknown beyond those kept: counted as new (already warned)
+            return
+        known.networks += 1
+    known.clients[client] = day

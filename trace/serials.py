@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from ledger.merkle import leaf_hash, root_from_leaf_hashes
+from ledger.merkle import inclusion_proof, leaf_hash, node_hash, root_from_leaf_hashes
 from ocop_trace.errors import BadLink
 
 SERIAL_BITS = 80  # guessing one live serial among a billion still takes ~2**50 tries
@@ -104,3 +105,35 @@ def serial_set_commitment(serials: Iterable[Serial]) -> bytes:
         if earlier == later:
             raise SerialError(f"serial {earlier} appears twice in the set")
     return root_from_leaf_hashes([leaf_hash(text.encode("ascii")) for text in texts])
+
+
+class SerialSet:
+    """A label set's serials as the RFC 6962 tree its commitment is the root of, kept in
+    memory so a scan gets its serial's inclusion proof in O(log n) without hashing the set.
+
+    Levels hold the complete subtrees (level L, index i covers the sorted serials
+    [i·2^L, (i+1)·2^L)), which is all `ledger.merkle.inclusion_proof` reads.
+    """
+
+    def __init__(self, serials: Iterable[str]) -> None:
+        self.serials = sorted(serials)
+        level = [leaf_hash(text.encode("ascii")) for text in self.serials]
+        self._levels = [level]
+        while len(level) > 1:
+            level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            self._levels.append(level)
+        self.root = root_from_leaf_hashes(self._levels[0])
+
+    def __len__(self) -> int:
+        return len(self.serials)
+
+    def proof(self, serial: str) -> tuple[int, list[bytes]] | None:
+        """(position, audit path) of a serial in the set, or None if it is not in it."""
+        position = bisect_left(self.serials, serial)
+        if position == len(self.serials) or self.serials[position] != serial:
+            return None
+        path = inclusion_proof(position, len(self.serials), lambda lv, i: self._levels[lv][i])
+        return position, path
+
+    def leaf(self, position: int) -> bytes:
+        return self._levels[0][position]

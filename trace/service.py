@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, insert, select
@@ -47,7 +48,9 @@ COUNCIL_OWNER = "council"
 
 
 def attach_projection(store: LedgerStore) -> LedgerStore:
+    """The store keeps the projection, and indexes each entry by what it is about."""
     store.on_append = lambda conn, appended: Projector(conn).apply_all(appended)
+    store.subject_of = KINDS.subject_of
     return store
 
 
@@ -222,8 +225,15 @@ class TraceService:
         labels.check_sheet(**request.layout())  # before any serial is issued
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(BATCH.c.lot, PRODUCT.c.gtin, PRODUCT.c.name_vi, PRODUCT.c.id)
+                select(
+                    BATCH.c.lot,
+                    PRODUCT.c.gtin,
+                    PRODUCT.c.name_vi,
+                    PRODUCT.c.id,
+                    PRODUCER.c.name.label("producer"),
+                )
                 .join(PRODUCT, PRODUCT.c.id == BATCH.c.product_id)
+                .join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
                 .where(BATCH.c.id == batch_id)
             ).first()
             if row is None:
@@ -251,8 +261,9 @@ class TraceService:
             key = self.producer_key(principal.producer_id)
             urls = [sign_label_url(url, key) for url in urls]
         stars = rating.stars if rating is not None and rating.current else 0
+        domain = urlsplit(public_url).netloc
         sheet = [
-            labels.Label(url, row.name_vi, stars, row.lot, serial.human)
+            labels.Label(url, row.name_vi, stars, row.lot, serial.human, row.producer, domain)
             for url, serial in zip(urls, serials, strict=True)
         ]
         return IssuedLabels(receipt, serials, sheet)

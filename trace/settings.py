@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Refused outside development (see the validator below); never a real secret.
 PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105
+DEVELOPMENT_URL = "http://127.0.0.1:8000"
 
 
 class Settings(BaseSettings):
@@ -41,11 +42,14 @@ class Settings(BaseSettings):
         default=SecretStr(PLACEHOLDER_SECRET),
         description="Encrypts custodial signing keys at rest. At least 32 characters.",
     )
-    copy_scan_threshold: int = Field(
-        default=20, ge=1, description="Scans of one serial after which the page warns of a copy"
+    copy_networks: int = Field(
+        default=5,
+        ge=2,
+        le=10_000,
+        description="A serial scanned from this many distinct networks may be a copy",
     )
-    copy_network_threshold: int = Field(
-        default=5, ge=1, description="Distinct networks (per day) after which it warns too"
+    copy_days: int = Field(
+        default=30, ge=1, le=366, description="...within this many days (Vietnam dates)"
     )
     page_cache_seconds: float = Field(
         default=1.0,
@@ -57,18 +61,35 @@ class Settings(BaseSettings):
         default=2048, ge=0, le=1_000_000, description="Rendered scan pages kept per worker"
     )
     public_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL printed in links and QR codes."
+        default="",
+        description="Base URL printed in links and QR codes, e.g. https://truyxuat.example.vn "
+        "(required outside development; there it defaults to http://127.0.0.1:8000).",
+        pattern=r"^(https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?)?$",
     )
 
     @model_validator(mode="after")
-    def _real_secret_outside_development(self) -> Settings:
+    def _real_values_outside_development(self) -> Settings:
         secret = self.secret_key.get_secret_value()
         if self.environment != "development" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
             raise ValueError(
                 "TRACE_SECRET_KEY must be set to a random value of at least 32 characters "
                 f"when TRACE_ENVIRONMENT is {self.environment}"
             )
+        if not self.public_url:
+            if self.environment != "development":
+                # Labels are printed with it: a sheet must never carry a localhost link.
+                raise ValueError(
+                    "TRACE_PUBLIC_URL must be set to the address shoppers reach the service at "
+                    "(e.g. https://truyxuat.example.vn) when TRACE_ENVIRONMENT is "
+                    + self.environment
+                )
+            self.public_url = DEVELOPMENT_URL
         return self
+
+    @property
+    def development(self) -> bool:
+        """The placeholder secret may be in use: every page and the log say so."""
+        return self.environment == "development"
 
     def passphrase_bytes(self) -> bytes | None:
         if self.key_passphrase is None or not self.key_passphrase.get_secret_value():

@@ -20,9 +20,10 @@ from ledger.statement import Statement, sign_statement
 from ocop_trace.accounts import Principal
 from ocop_trace.demo import run_demo
 from ocop_trace.ledger_setup import init_ledger, open_service
+from ocop_trace.models import LabelIssue
 from ocop_trace.settings import Settings
 
-RECIPE = 1  # bump when the ledger this builds changes, so cached copies are rebuilt
+RECIPE = 2  # bump when the ledger this builds changes, so cached copies are rebuilt
 LABELLED_BATCHES = 50
 LABELS_PER_BATCH = 20
 EVENTS_PER_BATCH = 4
@@ -95,8 +96,10 @@ def _build(folder: Path, entries: int) -> list[str]:
     producer = Principal(None, "bench", "producer", producer_id)
     paths = []
     for batch_id in labelled:
-        _, serials = service.issue_labels(producer, batch_id, producer_id, LABELS_PER_BATCH)
-        paths.extend(f"/l/{s.canonical}" for s in serials)
+        issued = service.issue_labels(
+            producer, batch_id, LabelIssue(count=LABELS_PER_BATCH), settings.public_url
+        )
+        paths.extend(f"/l/{s.canonical}" for s in issued.serials)
     store.publish_checkpoint()
     random.Random(7).shuffle(paths)
     return paths
@@ -105,7 +108,7 @@ def _build(folder: Path, entries: int) -> list[str]:
 def _demo_producer_and_product(service: Any) -> tuple[str, str]:
     from sqlalchemy import select
 
-    from ocop_trace.projection import PRODUCT
+    from ocop_trace.models import PRODUCT
 
     with service.engine.connect() as conn:
         row = conn.execute(select(PRODUCT.c.producer_id, PRODUCT.c.id).limit(1)).one()

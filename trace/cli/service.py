@@ -186,9 +186,11 @@ def demo(
     out.print(f"bundle: {result.bundle}   logins: {result.credentials}")
     print_report(result.report)
     root = root_key_id(settings)
-    out.print("\nOpen (after `ocop-trace serve`, which `make demo` starts) — scan pages:")
+    out.print(
+        "\nOpen (after `ocop-trace serve`, which `make demo` starts) — a scan page per verdict:"
+    )
     for state, link in result.links.items():
-        out.print(f"  {state.replace('_', ' ')}: {link}")
+        out.print(f"  {state}: {link}")
     out.print(f"  the API: {url}/docs   the ten products: {url}/api/v1/products")
     out.print("\nCheck it yourself:")
     out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")

@@ -1,34 +1,31 @@
-"""The page a shopper sees after scanning a label: server-rendered, no script, small."""
+"""Rendering the public pages: language, holes filled per scan, error pages a browser can reach.
+
+A cached page is cut at its holes (the verdict box, the serial's proof, the report form's
+token and serial) and filled per request by joining bytes. Text from the ledger is escaped
+on the way in, so it can never contain a hole's marker.
+"""
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
 from functools import lru_cache
-from importlib.resources import files
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
-from sqlalchemy import Connection, select
 
-from ocop_trace import csrf, ocop
+from ocop_trace import csrf, i18n
 from ocop_trace.errors import ServiceError
-from ocop_trace.evidence import Evidence
-from ocop_trace.i18n import TEXT, pick_language
-from ocop_trace.models import EVENT
+from ocop_trace.templating import environment
+from ocop_trace.verdict import Verdict
 
-log = logging.getLogger("ocop_trace")
-
-
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    folder = str(files("ocop_trace.templates"))
-    return Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]))
+HTML_TYPE = "text/html; charset=utf-8"
+# Markers of our own making (fixed names), never text from a request or the ledger.
+HOLES = {n: Markup(f"<!--@{n}-->") for n in ("verdict", "serial_proof", "csrf", "serial")}  # noqa: S704
+_HOLE = re.compile("<!--@(verdict|serial_proof|csrf|serial)-->")
 
 
 def wants_html(request: Request) -> bool:
@@ -38,230 +35,132 @@ def wants_html(request: Request) -> bool:
 
 
 def language(request: Request) -> str:
-    return pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    return i18n.pick_language(
+        request.query_params.get("lang"), request.headers.get("accept-language")
+    )
 
 
-HTML_TYPE = "text/html; charset=utf-8"
-
-
-def common(lang: str) -> dict[str, Any]:
-    return {"lang": lang, "t": TEXT[lang], "other_lang": "en" if lang == "vi" else "vi"}
-
-
-# Parts of a page that differ per scan are rendered as these markers and filled in by
-# `finish`, so the rest can be cached. Text from the ledger is escaped on the way in, so it
-# can never contain a marker.
-CSRF_HOLE = Markup("<!--@csrf-->")
-SERIAL_HOLE = Markup("<!--@serial-->")
-SCANS_HOLE = Markup("<!--@scans-->")
-_HOLES = re.compile("(<!--@(?:csrf|serial|scans)-->)")
+def common(request: Request, lang: str) -> dict[str, Any]:
+    """What every page's layout needs: the language, its switch, the development banner."""
+    other = "en" if lang == "vi" else "vi"
+    # Relative (query only): a cached scan page serves every serial of its batch.
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switch = "?" + urlencode([*params, ("lang", other)])
+    return {
+        "other_lang": other,
+        "switch_url": switch,
+        "development": request.app.state.settings.development,
+        "holes": HOLES,
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A rendered page cut at its holes: encoded once, filled per scan by joining bytes."""
+    """A rendered page cut at its holes: encoded once, filled per request by joining bytes."""
 
     parts: tuple[bytes, ...]
     holes: tuple[str, ...]
 
     @classmethod
     def of(cls, html: str) -> Rendered:
-        pieces = _HOLES.split(html)
+        pieces = _HOLE.split(html)
         return cls(tuple(p.encode() for p in pieces[::2]), tuple(pieces[1::2]))
 
     def fill(self, values: dict[str, bytes]) -> bytes:
         out = [self.parts[0]]
         for hole, part in zip(self.holes, self.parts[1:], strict=True):
-            out.append(values[hole])
+            out.append(values.get(hole, b""))
             out.append(part)
         return b"".join(out)
+
+
+def render(request: Request, lang: str, template: str, **values: Any) -> Rendered:
+    html = environment(lang).get_template(template).render(**common(request, lang), **values)
+    return Rendered.of(html)
+
+
+@lru_cache(maxsize=4096)
+def verdict_box(
+    lang: str, verdict: Verdict, params: tuple[tuple[str, str], ...], reason: str
+) -> bytes:
+    """The verdict's box: one plain headline and what to do (and a reason, if any)."""
+    html = (
+        environment(lang)
+        .get_template("site/verdict.html")
+        .render(verdict=verdict, params=dict(params), reason=reason)
+    )
+    return html.encode()
 
 
 def finish(
     request: Request,
     page: Rendered,
-    lang: str,
     serial: str | None,
-    scans: dict[str, Any] | None,
+    fill: dict[str, bytes],
     status: int = 200,
 ) -> Response:
-    """Fill in the per-scan parts: the report form's CSRF token (also set as a cookie), the
-    serial, and the copy warning."""
-    token = (
-        csrf.new_token(request.app.state.settings.secret_key.get_secret_value()) if serial else ""
-    )
-    warning = ""
-    if scans is not None and scans["may_be_copied"]:
-        warning = _copied_warning(lang, scans)
-    body = page.fill(
-        {
-            CSRF_HOLE: token.encode(),
-            SERIAL_HOLE: escape(serial or "").encode(),
-            SCANS_HOLE: warning.encode(),
-        }
-    )
+    """Fill in the per-request parts; a page with the report form gets its CSRF token (also
+    set as a cookie) and serial."""
     headers = None
+    values = dict(fill)
     if serial:
+        token = csrf.new_token(request.app.state.settings.secret_key.get_secret_value())
+        values["csrf"] = token.encode()
+        values["serial"] = escape(serial).encode()
         # Written out rather than through set_cookie: the token is URL-safe text of our
         # own, and this runs on every scan.
-        secure = "; Secure" if request.scope.get("scheme") == "https" else ""
+        secure = "; Secure" if request.url.scheme == "https" else ""
         headers = {
             "Set-Cookie": f"{csrf.COOKIE}={token}; HttpOnly; Max-Age=3600; Path=/; "
             f"SameSite=strict{secure}"
         }
-    return Response(body, status_code=status, headers=headers, media_type=HTML_TYPE)
+    return Response(page.fill(values), status_code=status, headers=headers, media_type=HTML_TYPE)
 
 
-def _copied_warning(lang: str, scans: dict[str, Any]) -> str:
-    return _copied_html(lang, scans["count"], scans["networks"], scans["first_seen"][:10])
-
-
-@lru_cache(maxsize=1024)
-def _copied_html(lang: str, count: int, networks: int, first: str) -> str:
-    text = TEXT[lang]["copied"].format(count=count, networks=networks, first=first)
-    return f'<p class="verdict warn" data-verdict-copied="copied">{escape(text)}</p>'
+# The verdict a browser's error page shows, per status; the rest say what went wrong.
+_ERROR_VERDICTS = {400: Verdict.BAD_LINK, 404: Verdict.NOT_REGISTERED}
+# Statuses with words of their own on a page; any other says error.other.
+ERROR_STATUSES = (400, 404, 405, 413, 422, 429)
 
 
 def error_page(
-    request: Request, status: int, verdict: str, message: str, serial: str | None = None
+    request: Request,
+    status: int,
+    error: ServiceError | None = None,
+    serial: str | None = None,
+    back_url: str = "/",
 ) -> Response:
+    """An error as a page in the reader's language, with a way back. On a scan's own link,
+    400 and 404 are verdicts (bad_link, not_registered); elsewhere, what went wrong."""
     lang = language(request)
-    text = TEXT[lang]
-    headline = text["verdict_unknown"] if status == 404 else text["verdict_bad"]
-    body = (
-        environment()
-        .get_template("error.html")
-        .render(
-            **common(lang),
-            verdict=verdict,
-            headline=headline,
-            message=message,
-            csrf=CSRF_HOLE if serial else "",
-            serial=SERIAL_HOLE,
-        )
-    )
-    return finish(request, Rendered.of(body), lang, serial, None, status)
+    verdict = _ERROR_VERDICTS.get(status) if _is_scan(request) else None
+    if verdict is not None:
+        box = verdict_box(lang, verdict, (), "")
+        detail = i18n.t(lang, "verdict.bad_link.detail") if verdict is Verdict.BAD_LINK else ""
+    else:
+        key = f"error.{status}" if status in ERROR_STATUSES else "error.other"
+        box = _problem_box(lang, key, status)
+        detail = ""
+    report = {"values": {"note": "", "where_bought": ""}, "errors": {}} if serial else None
+    page = render(request, lang, "site/error.html", detail=detail, back_url=back_url, report=report)
+    return finish(request, page, serial, {"verdict": box}, status)
+
+
+def _problem_box(lang: str, key: str, status: int) -> bytes:
+    headline, advice = i18n.t(lang, key), i18n.t(lang, f"{key}.advice")
+    return (
+        f'<div class="verdict bad" role="status" data-verdict="error_{status}">'
+        f"<h1>{escape(headline)}</h1><p>{escape(advice)}</p></div>"
+    ).encode()
+
+
+def _is_scan(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith(("/l/", "/01/", "/b/")) or path.rstrip("/") == "/01"
 
 
 async def html_errors(request: Request, status: int, error: ServiceError) -> Response | None:
     """A browser outside the JSON API gets an error as a page; anything else, JSON."""
     if request.url.path.startswith("/api/") or not wants_html(request):
         return None
-    return error_page(request, status, error.code, error.message)
-
-
-def _evidence(
-    conn: Connection, evidence: Evidence, facts: dict[str, Any], event_rows: list[Any]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The entries behind what the page shows, proved against the latest checkpoint."""
-    product, producer, batch, rating = (
-        facts[k] for k in ("product", "producer", "batch", "rating")
-    )
-    shown: list[tuple[str, int, dict[str, Any]]] = []
-    if batch is not None:
-        shown.append(("batch", batch["entry_index"], batch))
-        if facts.get("recall_entry_index") is not None:
-            recall = {"batch_id": batch["recall_source"], "reason": batch["recall_reason"]}
-            shown.append(("recall", facts["recall_entry_index"], recall))
-    shown.append(("product", facts["product_entry_index"], product))
-    shown.append(("producer", producer["entry_index"], producer))
-    if rating is not None:
-        shown.append(("rating", rating["id"], rating))
-    shown.extend(
-        (
-            "event",
-            int(row.id),
-            {k: getattr(row, k) for k in ("batch_id", "biz_step", "at", "place")},
-        )
-        for row in event_rows
-    )
-    note = evidence.store.latest_checkpoint(conn) or ""
-    items, mismatch = evidence.for_page(conn, note, shown)
-    if mismatch:
-        log.error("the projection disagrees with the ledger on %s", ", ".join(mismatch))
-    return items, mismatch
-
-
-def render_scan_page(
-    conn: Connection, evidence: Evidence, facts: dict[str, Any], lang: str
-) -> Rendered:
-    """The scan page with its per-scan parts left as holes for `finish`."""
-    product, producer, batch, rating = (
-        facts["product"],
-        facts["producer"],
-        facts["batch"],
-        facts["rating"],
-    )
-    certified, current = producer["address_certified"], producer["address_current"]
-    historical = ocop.historical_note(
-        ocop.CertifiedAddress(
-            province=certified["province"],
-            district=certified["district"] or None,
-            commune=certified["commune"],
-            line=certified["line"],
-        ),
-        ocop.CurrentAddress(
-            province=current["province"], commune=current["commune"], line=current["line"]
-        ),
-    )
-    events = []
-    rows: list[Any] = []
-    if batch is not None:
-        rows = list(
-            conn.execute(
-                select(EVENT)
-                .where(EVENT.c.batch_id == batch["id"])
-                .order_by(EVENT.c.at, EVENT.c.id)
-            ).all()
-        )
-        for row in rows:
-            step = ocop.BIZ_STEPS[row.biz_step]
-            events.append(
-                {
-                    "biz_step": row.biz_step,
-                    "at": row.at.replace("T", " ")[:16],
-                    "place": row.place,
-                    "step_label": step.vi if lang == "vi" else step.en,
-                }
-            )
-    rating_view = None
-    if rating is not None:
-        valid_until = date.fromisoformat(rating["expires_on"]) - timedelta(days=1)
-        rating_view = {
-            **rating,
-            "score": ocop.format_score(rating["score_hundredths"]),
-            "valid_until": valid_until.isoformat(),
-        }
-    producer_type = ocop.PRODUCER_TYPES[producer["type"]]
-    entries, mismatch = _evidence(conn, evidence, facts, rows)
-    html = (
-        environment()
-        .get_template("scan.html")
-        .render(
-            csrf=CSRF_HOLE,
-            serial=SERIAL_HOLE,
-            # A label's page has the report form; a batch's page (from a lineage link) not.
-            serial_page="serial" in facts,
-            scans_warning=SCANS_HOLE,
-            **common(lang),
-            product=product,
-            product_name=product["name_vi"]
-            if lang == "vi" or not product["name_en"]
-            else product["name_en"],
-            producer=producer,
-            producer_type=producer_type.vi if lang == "vi" else producer_type.en,
-            current_address=", ".join(
-                p for p in (current["line"], current["commune"], current["province"]) if p
-            ),
-            historical=historical,
-            batch=batch,
-            rating=rating_view,
-            events=events,
-            evidence=entries,
-            mismatch=mismatch,
-            label_signature=facts.get("label_signature"),
-            demo=str(product.get("gtin", "")).startswith("DEMO")
-            or "DEMO" in (rating or {}).get("certificate_no", ""),
-        )
-    )
-    return Rendered.of(html)
+    return error_page(request, status, error)

@@ -1,65 +1,103 @@
-"""'Report a suspected fake': the scan page's form, CSRF-protected and rate-limited."""
+"""'Report a suspected fake': the scan page's form, CSRF-protected and limited per network.
+
+Every outcome is a page in the sender's language: a problem shows the form again with what
+was typed and the message beside the field; success redirects to a thank-you page (so its
+language switch and a reload are plain GETs).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
-from ocop_trace import csrf, ocop, reports
-from ocop_trace.errors import Forbidden, InvalidInput, TooManyRequests
-from ocop_trace.scans import client_hash
-from ocop_trace.site.pages import common, environment, language
+from ocop_trace import csrf, i18n, photos, reports
+from ocop_trace.errors import PayloadTooLarge, TooManyRequests
+from ocop_trace.site.pages import finish, language, render
 
 router = APIRouter(tags=["reports"])
+FIELDS = {"note": reports.MAX_NOTE_CHARS, "where_bought": reports.MAX_WHERE_CHARS}
 
 
-@router.post(
-    "/report", summary="Report a suspected fake (the scan page's form)", response_class=HTMLResponse
-)
-async def report_fake(
-    request: Request,
-    serial: Annotated[str, Form(max_length=200)],
-    form_token: Annotated[str, Form(alias="csrf", max_length=200)],
-    note: Annotated[str, Form(max_length=2000)] = "",
-    where_bought: Annotated[str, Form(max_length=300)] = "",
-    photo: Annotated[UploadFile | None, File()] = None,
-) -> Response:
-    settings = request.app.state.settings
-    secret = settings.secret_key.get_secret_value()
-    if not csrf.valid(secret, request.cookies.get(csrf.COOKIE), form_token):
-        raise Forbidden("the form has expired: open the scan page again and resend it")
-    client = client_hash(
-        secret,
-        request.client.host if request.client else None,
-        request.headers.get("user-agent", "")[:200],
-        ocop.today_in_vietnam().isoformat(),
-    )
-    if not request.app.state.report_limiter.allow(client):
-        raise TooManyRequests(
-            f"at most {reports.REPORTS_PER_HOUR} reports an hour from one network"
-        )
-    data, kind = b"", ""
-    if photo is not None and photo.filename:
-        kind = photo.content_type or ""
-        if kind not in reports.PHOTO_TYPES:
-            raise InvalidInput("the photo must be a JPEG, PNG or WebP image", field="photo")
-        data = await photo.read(reports.MAX_PHOTO_BYTES + 1)
-        if len(data) > reports.MAX_PHOTO_BYTES:
-            raise InvalidInput("the photo must be at most 2 MB", field="photo")
-    report = {
-        "serial": serial,
-        "note": note,
-        "where_bought": where_bought,
-        "client": client,
-        "photo_type": kind,
-        "photo": data or None,
-        "photo_size": len(data),
-    }
-    # Off the event loop: the write waits for the disk, and scans must not wait with it.
-    await run_in_threadpool(reports.store, request.app.state.service.engine, report)
+@router.post("/report", summary="Report a suspected fake (the scan page's form)")
+async def report_fake(request: Request) -> Response:
     lang = language(request)
-    html = environment().get_template("reported.html").render(**common(lang))
-    return HTMLResponse(html, status_code=201)
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
+    except MultiPartException:
+        return _again(request, lang, {}, "", {"note": i18n.t(lang, "report.unreadable")}, 400)
+    serial = str(form.get("serial") or "")[:32]
+    values = {name: str(form.get(name) or "") for name in FIELDS}
+    errors = {
+        name: i18n.t(lang, "report.too_long", limit=i18n.number(limit, lang))
+        for name, limit in FIELDS.items()
+        if len(values[name]) > limit
+    }
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    if not csrf.valid(secret, request.cookies.get(csrf.COOKIE), str(form.get("csrf") or "")):
+        errors["note"] = i18n.t(lang, "report.expired")
+    photo = form.get("photo")
+    cleaned = None
+    if not errors and isinstance(photo, UploadFile) and photo.filename:
+        data = await photo.read(photos.MAX_BYTES + 1)
+        try:
+            cleaned = await run_in_threadpool(photos.clean, data)
+        except photos.PhotoError as exc:
+            errors["photo"] = i18n.t(lang, exc.key)
+        except PayloadTooLarge:
+            errors["photo"] = i18n.t(lang, "photo.too_large", mb=photos.MAX_BYTES // 2**20)
+    if errors:
+        return _again(request, lang, values, serial, errors, 422)
+    client = reports.network_client(secret, request.client.host if request.client else None)
+    report: dict[str, Any] = {
+        "serial": serial,
+        **values,
+        "client": client,
+        "photo_type": cleaned.media_type if cleaned else "",
+        "photo": cleaned.data if cleaned else None,
+        "photo_size": len(cleaned.data) if cleaned else 0,
+    }
+    try:
+        if not request.app.state.report_limiter.allow(client):
+            raise TooManyRequests("too many reports from this network", retry_after=3600)
+        # Off the event loop: the write waits for the disk, and scans must not wait with it.
+        await run_in_threadpool(reports.store, request.app.state.service.engine, report)
+    except TooManyRequests:
+        errors = {"note": i18n.t(lang, "report.too_many", limit=reports.REPORTS_PER_HOUR)}
+        return _again(request, lang, values, serial, errors, 429)
+    return RedirectResponse(f"/report/thanks?lang={lang}&serial={serial}", status_code=303)
+
+
+@router.get("/report/thanks", summary="After a report is sent", include_in_schema=False)
+def thanks(request: Request) -> Response:
+    lang = language(request)
+    page = render(request, lang, "site/reported.html", back_url=_back(request))
+    return finish(request, page, None, {})
+
+
+def _again(
+    request: Request,
+    lang: str,
+    values: dict[str, str],
+    serial: str,
+    errors: dict[str, str],
+    status: int,
+) -> Response:
+    """The form again, with what was typed, each problem beside its field, a fresh token."""
+    report = {"values": {name: values.get(name, "") for name in FIELDS}, "errors": errors}
+    page = render(
+        request, lang, "site/report_page.html", report=report, back_url=_back(request, serial)
+    )
+    return finish(request, page, serial or "-", {}, status)
+
+
+def _back(request: Request, serial: str | None = None) -> str:
+    """Back to the label's page (its short link), or the home page."""
+    code = serial or request.query_params.get("serial", "")
+    if len(code) == 16 and code.isalnum():
+        return f"/l/{code}?lang={language(request)}"
+    return "/"

@@ -1,243 +1,56 @@
-"""Resolving the links printed on packages: the scan page for a browser, JSON otherwise."""
+"""The links printed on packages: the scan page for a browser, JSON for a program.
+
+    /l/{serial}             a label's short link (its serial; the printed short code too)
+    /01/{gtin}[/10/{lot}][/21/{serial}]   a GS1 Digital Link
+    /b/{batch}              a batch's page (lineage links open it; no serial)
+
+The same URL answers a browser with the page and anything else through the JSON resolver
+(api/resolver.py). A cached page costs no database and no thread: only the per-scan parts
+(the verdict, the serial's proof, the form's token) are worked out on each scan.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import Connection, select
+from fastapi.responses import Response
+from markupsafe import escape
 from starlette.routing import Route
 
-from ocop_trace import ocop
+from ocop_trace import i18n, ocop
 from ocop_trace.api.deps import get_principal
-from ocop_trace.digital_link import DigitalLinkError, parse_digital_link
-from ocop_trace.errors import InvalidInput, NotFound, error_body
-from ocop_trace.models import LABEL_SERIAL, PRODUCER, PRODUCT
-from ocop_trace.offline import LabelSignatureError, verify_label_url
-from ocop_trace.reads import batch_public, batch_row, current_rating, producer_public
-from ocop_trace.scans import ScanCounter, ScanStats
-from ocop_trace.serials import SerialError, parse_canonical
-from ocop_trace.site.cache import ScanPages
-from ocop_trace.site.pages import error_page, finish, language, render_scan_page, wants_html
+from ocop_trace.digital_link import DigitalLinkError, parse_raw_digital_link
+from ocop_trace.errors import BadLink, NotFound, ServiceError
+from ocop_trace.evidence import Evidence
+from ocop_trace.scan_facts import (
+    ScanView,
+    SerialCheck,
+    Target,
+    base_findings,
+    per_scan,
+    rows_for,
+    serial_check,
+    view,
+)
+from ocop_trace.serials import SerialError, parse_canonical, parse_human
+from ocop_trace.site import resolver, scanning
+from ocop_trace.site.cache import Generation, Page, ScanPages
+from ocop_trace.site.pages import error_page, finish, language, render, verdict_box, wants_html
+from ocop_trace.verdict import Verdict, decide
 
-router = APIRouter(tags=["labels"])
 F = TypeVar("F", bound=Callable[..., Any])
-# The pages a scan opens, added to the app itself by `add_pages` (a route of an included
-# router costs more to find) and without dependencies, because every one costs time on the
-# busiest path; each handler refuses a bad token itself (`_refuse_bad_token`).
-_PAGES: list[tuple[str, str, dict[str, Any], Callable[..., Any]]] = []
-LINK_TYPES = {
-    "gs1:pip": "pip",
-    "gs1:certificationInfo": "certificationInfo",
-    "gs1:traceability": "traceability",
-}
-LINKSET = "application/linkset+json"
-
-
-@router.get("/.well-known/gs1resolver", summary="What this GS1 Digital Link resolver serves")
-def well_known(request: Request) -> dict[str, Any]:
-    base = request.app.state.settings.public_url.rstrip("/")
-    return {
-        "name": "OCOP trace",
-        "resolverRoot": base,
-        "supportedPrimaryKeys": ["gtin"],
-        "supportedLinkType": [
-            {"namespace": "https://gs1.org/voc/", "prefix": "gs1:", "types": sorted(LINK_TYPES)}
-        ],
-        "linkTypeDefaultCanBeLinkset": True,
-        "shortLinks": f"{base}/l/{{serial}} for products without a GTIN",
-    }
-
-
-def _resolve(
-    request: Request,
-    conn: Connection,
-    link_serial: str | None,
-    gtin: str | None,
-    lot: str | None,
-    batch_id: str | None = None,
-) -> Response:
-    cache: ScanPages = request.app.state.pages
-    # Read before the page is built, so a page is never filed under a newer generation
-    # than the data it shows.
-    generation = cache.generation()
-    if generation is None:
-        generation = cache.read_generation(conn)
-    facts = _facts(conn, link_serial, gtin, lot, batch_id)
-    if link_serial is not None:
-        facts["serial"] = link_serial
-        facts["scans"] = _count_scan(request, conn, link_serial)
-    if "s" in request.query_params:
-        facts["label_signature"] = _label_signature(request, conn, facts["producer"]["id"])
-    if wants_html(request) and "linkType" not in request.query_params:
-        lang = language(request)
-        body = render_scan_page(conn, request.app.state.evidence, facts, lang)
-        if _cacheable(request) and facts["batch"] is not None:
-            if link_serial is not None:
-                cache.remember(link_serial, facts["batch"]["id"])
-            key = cache.key(
-                generation,
-                facts["batch"]["id"],
-                link_serial is not None,
-                gtin,
-                lot,
-                lang,
-                ocop.today_in_vietnam_cached(),
-            )
-            cache.keep(key, body)
-        return finish(request, body, lang, link_serial, facts.get("scans"))
-    url = str(request.url.remove_query_params("linkType"))
-    links = _links(request.app.state.settings.public_url, facts)
-    link_header = f'<{url}?linkType=linkset>; rel="linkset"; type="{LINKSET}"'
-    link_type = request.query_params.get("linkType")
-    if link_type == "linkset" or LINKSET in request.headers.get("accept", ""):
-        linkset = {
-            "linkset": [
-                {
-                    "anchor": url,
-                    **{f"https://gs1.org/voc/{k}": [{"href": v}] for k, v in links.items()},
-                }
-            ]
-        }
-        return JSONResponse(linkset, media_type=LINKSET, headers={"Link": link_header})
-    if link_type is not None:
-        target = links.get(LINK_TYPES.get(link_type, ""))
-        if target is None:
-            raise InvalidInput(
-                f"linkType must be linkset or one of {', '.join(LINK_TYPES)}", field="linkType"
-            )
-        return RedirectResponse(target, status_code=307, headers={"Link": link_header})
-    return JSONResponse(facts, headers={"Link": link_header})
-
-
-def _facts(
-    conn: Connection,
-    serial: str | None,
-    gtin: str | None,
-    lot: str | None,
-    batch_id: str | None = None,
-) -> Any:
-    if batch_id is not None:
-        batch = batch_row(conn, batch_id)
-    elif serial is not None:
-        row = conn.execute(select(LABEL_SERIAL).where(LABEL_SERIAL.c.serial == serial)).first()
-        if row is None:
-            raise NotFound(
-                "this code is not registered: the product may be counterfeit. "
-                "Report it to the seller or the provincial OCOP council."
-            )
-        batch = batch_row(conn, row.batch_id)
-    else:
-        batch = None
-    product_row = conn.execute(
-        select(PRODUCT).where(
-            PRODUCT.c.id == batch.product_id if batch is not None else PRODUCT.c.gtin == gtin
-        )
-    ).first()
-    if (
-        product_row is None
-        or (gtin is not None and product_row.gtin != gtin)
-        or (batch is not None and lot is not None and batch.lot != lot)
-    ):
-        raise NotFound("no registered product matches this code: it may be counterfeit")
-    producer = conn.execute(select(PRODUCER).where(PRODUCER.c.id == product_row.producer_id)).one()
-    rating = current_rating(conn, product_row.id, ocop.today_in_vietnam_cached())
-    facts: dict[str, Any] = {
-        "verdict": "registered" if batch is None or batch.recalled_index is None else "recalled",
-        "product": {
-            "id": product_row.id,
-            "name_vi": product_row.name_vi,
-            "name_en": product_row.name_en,
-            "gtin": product_row.gtin,
-            "image_url": product_row.image_url,
-        },
-        "product_entry_index": product_row.entry_index,
-        "producer": producer_public(producer).model_dump(),
-        "rating": rating.model_dump() if rating else None,
-        "batch": batch_public(conn, batch).model_dump() if batch is not None else None,
-        "recall_entry_index": batch.recalled_index if batch is not None else None,
-    }
-    return facts
-
-
-def _count_scan(request: Request, conn: Connection | None, serial: str) -> dict[str, Any]:
-    scans = _record_scan(request, serial) if request.method == "GET" else request.app.state.scans
-    if scans.overdue():
-        scans.flush(wait=False)
-    return _scan_view(request, scans.stats(serial, conn))
-
-
-def _record_scan(request: Request, serial: str) -> ScanCounter:
-    scans: ScanCounter = request.app.state.scans
-    scans.record(
-        serial,
-        request.client.host if request.client else None,
-        request.headers.get("user-agent", ""),
-    )
-    return scans
-
-
-def _scan_view(request: Request, stats: ScanStats) -> dict[str, Any]:
-    settings = request.app.state.settings
-    copied = (
-        stats.scans > settings.copy_scan_threshold
-        or stats.networks > settings.copy_network_threshold
-    )
-    return {
-        "count": stats.scans,
-        "networks": stats.networks,
-        "first_seen": stats.first_seen,
-        "may_be_copied": copied,
-    }
-
-
-def _label_signature(request: Request, conn: Connection, producer_id: str) -> str:
-    grants = request.app.state.service.store.grants(conn).values()
-    producer_keys = {
-        g.key_id: bytes.fromhex(g.key_id)
-        for g in grants
-        if g.role == "producer" and g.subject == producer_id and g.revoked_index is None
-    }
-    try:
-        check = verify_label_url(str(request.url), producer_keys)
-    except LabelSignatureError:
-        return "unreadable"
-    return "valid" if check.valid else "invalid"
-
-
-def _links(base: str, facts: dict[str, Any]) -> dict[str, str]:
-    root = base.rstrip("/")
-    product = quote(facts["product"]["id"])
-    links = {
-        "pip": f"{root}/api/v1/products/{product}",
-        "certificationInfo": f"{root}/api/v1/products/{product}/ratings",
-    }
-    if facts["batch"] is not None:
-        links["traceability"] = f"{root}/api/v1/batches/{quote(facts['batch']['id'])}/events"
-    return links
+# The pages a scan opens, added to the app itself by `add_pages` and without dependencies:
+# every one costs time on the busiest path; each handler refuses a bad token itself.
+_PAGES: list[tuple[str, str, str, str, Callable[..., Any]]] = []
 
 
 def _page_route(path: str, summary: str, name: str, description: str) -> Callable[[F], F]:
-    """GET and HEAD on a scan page. The path parameter is described for OpenAPI and read by
-    the handler itself: declared as an argument, FastAPI would validate it on every scan."""
-    extra = {
-        "parameters": [
-            {
-                "name": name,
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string"},
-                "description": description,
-            }
-        ]
-    }
-
     def register(handler: F) -> F:
-        _PAGES.append((path, summary, extra, handler))
+        _PAGES.append((path, summary, name, description, handler))
         return handler
 
     return register
@@ -247,36 +60,37 @@ def add_pages(app: FastAPI) -> None:
     """Put the scan pages on the app, first, since they are most of its traffic.
 
     Requests are dispatched by plain Starlette routes in front of all others: FastAPI's
-    per-request machinery (parameter solving, telemetry, its response wrapper) is about a
-    third of a cached page's cost, and these handlers take only the request. The FastAPI
-    routes behind them describe the same URLs in the OpenAPI schema.
+    per-request machinery is about a third of a cached page's cost, and these handlers take
+    only the request. The FastAPI routes behind them describe the same URLs in OpenAPI.
     """
     app.router.routes[0:0] = [
-        Route(path, handler, methods=["GET", "HEAD"]) for path, _, _, handler in _PAGES
+        Route(path, handler, methods=["GET", "HEAD"]) for path, _, _, _, handler in _PAGES
     ]
-    for path, summary, extra, handler in _PAGES:
+    for path, summary, name, description, handler in _PAGES:
+        parameter = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         app.add_api_route(
-            path, handler, methods=["GET"], summary=summary, openapi_extra=extra, tags=["labels"]
+            path,
+            handler,
+            methods=["GET"],
+            summary=summary,
+            openapi_extra={"parameters": [{**parameter, "description": description}]},
+            tags=["labels"],
         )
         app.add_api_route(path, handler, methods=["HEAD"], include_in_schema=False)
-        if not path.startswith("/b/"):
-            app.add_api_route(path, _resolver_options, methods=["OPTIONS"], include_in_schema=False)
+        app.add_api_route(path, resolver.options, methods=["OPTIONS"], include_in_schema=False)
 
 
-@_page_route(
-    "/l/{serial}",
-    "Resolve a short label link",
-    "serial",
-    "The label's serial, 16 Crockford base-32 digits",
-)
+@_page_route("/l/{code}", "Resolve a label's short link", "code", "The serial, or the printed code")
 async def resolve_short(request: Request) -> Response:
-    serial: str = request.path_params["serial"]
-    await _refuse_bad_token(request)
+    code: str = request.path_params["code"]
     try:
-        canonical = parse_canonical(serial).canonical
-    except SerialError as exc:
-        return _bad_link(request, str(exc))
-    return await _answer(request, canonical, None, None)
+        serial = parse_canonical(code).canonical
+    except SerialError:
+        try:  # the short code printed under the QR, typed in by hand
+            serial = parse_human(code).canonical
+        except SerialError as exc:
+            return await _refused(request, exc)
+    return await _answer(request, Target(serial=serial))
 
 
 @_page_route(
@@ -286,18 +100,32 @@ async def resolve_short(request: Request) -> Response:
     "The rest of the link: GTIN, then /10/LOT/21/SERIAL",
 )
 async def resolve_digital_link(request: Request) -> Response:
-    await _refuse_bad_token(request)
+    scope = request.scope
     try:
-        link = parse_digital_link(str(request.url))
+        # The path as it arrived, still percent-encoded: a lot may hold '/' or '%'.
+        link = parse_raw_digital_link(
+            scope["scheme"],
+            request.headers.get("host", "localhost"),
+            scope.get("raw_path") or scope["path"].encode(),
+            scope.get("query_string", b""),
+        )
     except DigitalLinkError as exc:
-        return _bad_link(request, f"not a GS1 Digital Link we can read: {exc}")
-    return await _answer(request, link.serial, link.gtin, link.lot)
+        return await _refused(request, exc)
+    if link.primary_key != "01":
+        return await _refused(request, BadLink("only GTIN (01) links are resolved here"))
+    return await _answer(request, Target(serial=link.serial, gtin=link.gtin, lot=link.lot))
 
 
-def _bad_link(request: Request, message: str) -> Response:
+@_page_route("/b/{batch_id}", "A batch's page, with no label", "batch_id", "The batch's id")
+async def batch_page(request: Request) -> Response:
+    return await _answer(request, Target(batch_id=request.path_params["batch_id"]))
+
+
+async def _refused(request: Request, error: ServiceError) -> Response:
+    await _refuse_bad_token(request)
     if wants_html(request):
-        return error_page(request, 400, "bad_link", message)
-    return JSONResponse(error_body("bad_link", message), status_code=400)
+        return error_page(request, error.status, error)
+    raise error
 
 
 async def _refuse_bad_token(request: Request) -> None:
@@ -306,99 +134,180 @@ async def _refuse_bad_token(request: Request) -> None:
         await get_principal(request, request.app.state.service)
 
 
-def _cacheable(request: Request) -> bool:
-    """A plain page view: no JSON, no link type, no offline signature to check."""
-    params = request.query_params
-    return (
-        request.method == "GET"
-        and wants_html(request)
-        and "linkType" not in params
-        and "s" not in params
-    )
+def _page_wanted(request: Request) -> bool:
+    return wants_html(request) and "linkType" not in request.query_params
 
 
-async def _answer(
-    request: Request,
-    serial: str | None,
-    gtin: str | None,
-    lot: str | None,
-    batch_id: str | None = None,
-) -> Response:
-    """A cached page when there is one (no database, no thread), else the full answer."""
-    if _cacheable(request):
-        cache: ScanPages = request.app.state.pages
-        generation = cache.generation()
-        if generation is None:
-            generation = await run_in_threadpool(cache.read_generation)
-        batch = batch_id if batch_id is not None else cache.batch_of(serial) if serial else None
-        lang = language(request)
-        body = (
-            cache.page(
-                cache.key(
-                    generation,
-                    batch,
-                    serial is not None,
-                    gtin,
-                    lot,
-                    lang,
-                    ocop.today_in_vietnam_cached(),
-                )
-            )
-            if batch is not None
-            else None
-        )
-        if body is not None:
-            scans = None
-            if serial is not None:
-                scans = await _count_scan_cached(request, serial)
-            return finish(request, body, lang, serial, scans)
-    return await run_in_threadpool(_answer_from_database, request, serial, gtin, lot, batch_id)
+async def _answer(request: Request, target: Target) -> Response:
+    """A cached page when there is one (no database, no thread), else one built afresh."""
+    await _refuse_bad_token(request)
+    if not _page_wanted(request):
+        return await run_in_threadpool(resolver.answer, request, target)
+    cache: ScanPages = request.app.state.pages
+    generation = cache.generation()
+    if generation is None:
+        generation = await run_in_threadpool(cache.read_generation)
+    signed = "s" in request.query_params  # an offline signature: checked on every scan
+    if not signed and request.method in ("GET", "HEAD"):
+        key = _key(cache, generation, target, language(request))
+        page = cache.page(key) if key is not None else None
+        if page is not None:
+            check = cache.serial_check(generation, target.serial) if target.serial else None
+            if target.serial is None or check is not None:
+                copied = await scanning.copied(request, target.serial)
+                return _fill(request, page, target, check, copied, None)
+    return await run_in_threadpool(_build, request, target, generation)
 
 
-async def _count_scan_cached(request: Request, serial: str) -> dict[str, Any]:
-    scans = _record_scan(request, serial)
-    if scans.overdue():
-        await run_in_threadpool(scans.flush, wait=False)
-    stats = scans.cached_stats(serial)
-    if stats is None:
-        stats = await run_in_threadpool(scans.stats, serial)
-    return _scan_view(request, stats)
+def _key(cache: ScanPages, generation: Generation, target: Target, lang: str) -> Any:
+    batch = target.batch_id or (cache.batch_of(target.serial) if target.serial else None)
+    if target.serial is not None and batch is None:
+        return None  # not seen by this process yet: built (and remembered) the long way
+    return (generation, batch, target.serial is not None, target.gtin, target.lot, lang, _today())
 
 
-def _answer_from_database(
-    request: Request,
-    serial: str | None,
-    gtin: str | None,
-    lot: str | None,
-    batch_id: str | None = None,
-) -> Response:
+def _today() -> date:
+    return ocop.today_in_vietnam_cached()
+
+
+def _build(request: Request, target: Target, generation: Generation) -> Response:
+    """The page from the database, kept for the next scans of this ledger state."""
+    cache: ScanPages = request.app.state.pages
+    lang = language(request)
     with request.app.state.service.engine.connect() as conn:
         try:
-            return _resolve(request, conn, serial, gtin, lot, batch_id)
+            product, batch = rows_for(conn, target)
         except NotFound as exc:
-            if wants_html(request):
-                return error_page(request, 404, "unknown", exc.message, serial)
-            raise
+            return error_page(request, 404, exc, target.serial)
+        evidence: Evidence = request.app.state.evidence
+        scan = view(conn, evidence, product, batch, _today())
+        check = (
+            serial_check(conn, evidence, target.serial, batch.id)
+            if target.serial is not None and batch is not None
+            else None
+        )
+        signature = scanning.signature(request, conn, product.producer_id)
+    copied = scanning.copied_now(request, target.serial)  # a known serial: counted
+    page = _render(request, lang, scan, target, signature)
+    if target.serial is not None and batch is not None:
+        cache.remember(target.serial, batch.id)
+        if check is not None:
+            cache.keep_serial_check(generation, target.serial, check)
+    key = _key(cache, generation, target, lang)
+    if key is not None and signature is None:
+        cache.keep(key, page)
+    return _fill(request, page, target, check, copied, signature)
 
 
-@_page_route(
-    "/b/{batch_id}",
-    "A batch's page, with no label (lineage links open it)",
-    "batch_id",
-    "The batch's id",
-)
-async def batch_page(request: Request) -> Response:
-    batch_id: str = request.path_params["batch_id"]
-    await _refuse_bad_token(request)
-    return await _answer(request, None, None, None, batch_id)
-
-
-async def _resolver_options() -> Response:
-    return Response(
-        status_code=204,
-        headers={
-            "Allow": "GET, HEAD, OPTIONS",
-            "Access-Control-Allow-Origin": "*",
-            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-        },
+def _render(
+    request: Request, lang: str, scan: ScanView, target: Target, signature: str | None
+) -> Page:
+    product, producer, batch, rating = scan.product, scan.producer, scan.batch, scan.rating
+    certified, current = producer["address_certified"], producer["address_current"]
+    before = ocop.address_before_reform(
+        ocop.CertifiedAddress(**{**certified, "district": certified["district"] or None}),
+        ocop.CurrentAddress(**{k: current[k] for k in ("province", "commune", "line")}),
     )
+    name = product["name_vi"] if lang == "vi" or not product["name_en"] else product["name_en"]
+    current_rating = rating is not None and rating["status"] in ("valid", "expiring")
+    checked = sum(1 for c in scan.checks if c.ok)
+    summary = i18n.t(lang, "check.summary", checked=checked, total=len(scan.checks))
+    if scan.checkpoint and scan.checkpoint["at"]:
+        summary += i18n.t(lang, "check.confirmed", at=i18n.moment(scan.checkpoint["at"], lang))
+    rendered = render(
+        request,
+        lang,
+        "site/scan.html",
+        product=product,
+        product_name=name,
+        producer=producer,
+        current_address=", ".join(
+            p for p in (current["line"], current["commune"], current["province"]) if p
+        ),
+        before_reform=before,
+        reform_day=ocop.REFORM_DATE.isoformat(),
+        batch=batch,
+        unit=_unit(lang, batch["unit"]) if batch else "",
+        rating=rating,
+        rating_current=current_rating,
+        valid_until=(date.fromisoformat(rating["expires_on"]) - timedelta(days=1)).isoformat()
+        if rating
+        else "",
+        events=scan.events,
+        inspections=scan.inspections,
+        checks=scan.checks,
+        checkpoint=scan.checkpoint,
+        summary=summary,
+        mismatch=scan.mismatch,
+        mismatch_words=[_mismatch_words(lang, m) for m in scan.mismatch],
+        serial_page=target.serial is not None,
+        report={"values": {"note": "", "where_bought": ""}, "errors": {}},
+        label_signature=signature,
+        demo=product["gtin"].startswith("DEMO")
+        or "DEMO" in (rating or {}).get("certificate_no", ""),
+    )
+    reason = (scan.recall or {}).get("reason") or (rating or {}).get("revoked_reason") or ""
+    return Page(rendered, base_findings(scan), reason, producer["name"])
+
+
+def _unit(lang: str, unit: str) -> str:
+    key = f"unit.{unit}"
+    return i18n.t(lang, key) if key in i18n.catalogue(lang) else unit
+
+
+def _mismatch_words(lang: str, item: str) -> str:
+    part, _, problem = item.partition(".")
+    what = i18n.t(lang, f"part.{part}")
+    key = f"problem.{problem}"
+    detail = (
+        i18n.t(lang, key)
+        if key in i18n.catalogue(lang)
+        else i18n.t(lang, "problem.field", field=problem)
+    )
+    return f"{what}: {detail}"
+
+
+def _fill(
+    request: Request,
+    page: Page,
+    target: Target,
+    check: SerialCheck | None,
+    copied: dict[str, Any] | None,
+    signature: str | None,
+) -> Response:
+    lang = language(request)
+    verdict = decide(per_scan(page.base, check, bool(copied and copied["copied"]), signature))
+    params: dict[str, str] = {"producer": page.producer}
+    if copied is not None:
+        params.update(networks=i18n.number(copied["networks"], lang), days=str(copied["days"]))
+    reason = page.reason if verdict in _REASONED else ""
+    box = verdict_box(lang, verdict, tuple(sorted(params.items())), reason)
+    fill = {"verdict": box, "serial_proof": _serial_line(lang, check)}
+    return finish(request, page.rendered, target.serial, fill)
+
+
+_REASONED = (Verdict.RECALLED, Verdict.RECALLED_UPSTREAM, Verdict.RATING_REVOKED)
+
+
+def _serial_line(lang: str, check: SerialCheck | None) -> bytes:
+    if check is None:
+        return b""
+    if check.proven:
+        text = i18n.t(
+            lang,
+            "check.serial_ok",
+            index=check.set_index,
+            hashes=check.path_length,
+            size=i18n.number(check.set_size, lang),
+        )
+        state = "verified"
+    else:
+        text, state = i18n.t(lang, "check.serial_bad", index=check.set_index), "failed"
+    return (
+        f'<li data-entry="serial" data-index="{check.set_index}" data-proof="{state}">'
+        f"{_escape(i18n.t(lang, 'part.labels'))}: {_escape(text)}</li>"
+    ).encode()
+
+
+def _escape(text: str) -> str:
+    return str(escape(text))
