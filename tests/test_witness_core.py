@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from witness_support import LOG, ORIGIN, Tree, add_checkpoint_body
 
 from ledger import merkle
 from ledger.cosignature import Cosigner
@@ -21,49 +22,20 @@ from ledger.witness import (
     witness,
 )
 
-ORIGIN = "example.com/log"
-LOG = NoteSigner(ORIGIN, Ed25519PrivateKey.generate())
 LOGS = {ORIGIN: [LOG.verifier()]}
 WITNESS = Cosigner("witness.example/w1", Ed25519PrivateKey.generate())
-
-
-class Tree:
-    """A synthetic log: leaf i is the bytes of i; its Merkle nodes kept in a dict."""
-
-    def __init__(self, size: int, salt: bytes = b"") -> None:
-        self.nodes: dict[tuple[int, int], bytes] = {}
-        compact = merkle.CompactRange()
-        for i in range(size):
-            for level, index, value in compact.append_with_nodes(
-                merkle.leaf_hash(salt + b"%d" % i)
-            ):
-                self.nodes[(level, index)] = value
-
-    def root(self, size: int) -> bytes:
-        return merkle.root_at(size, lambda level, index: self.nodes[(level, index)])
-
-    def proof(self, old: int, new: int) -> list[bytes]:
-        return merkle.consistency_proof(old, new, lambda level, index: self.nodes[(level, index)])
-
-    def note(self, size: int, signer: NoteSigner = LOG, origin: str = ORIGIN) -> str:
-        return sign_note(format_checkpoint(Checkpoint(origin, size, self.root(size))), [signer])
-
-
-TREE = Tree(40)
-FORK = Tree(40, salt=b"fork")
+TREE = Tree.of(40)
+FORK = Tree.of(40, salt=b"fork")
 
 
 def body(old: int, proof: list[bytes], note: str) -> bytes:
-    lines = [f"old {old}", *(base64.b64encode(h).decode() for h in proof)]
-    return ("\n".join(lines) + "\n\n" + note).encode()
+    return add_checkpoint_body(old, proof, note)
 
 
 def request(
     old: int, new: int, tree: Tree = TREE, proof: list[bytes] | None = None
 ) -> AddCheckpoint:
-    if proof is None:
-        proof = tree.proof(old, new) if 0 < old < new else []
-    return parse_add_checkpoint(body(old, proof, tree.note(new)))
+    return parse_add_checkpoint(tree.body(old, new, proof))
 
 
 def held_at(size: int, tree: Tree = TREE) -> Held:
