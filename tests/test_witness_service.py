@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
-from witness_support import LOG, ORIGIN, Tree, add_checkpoint_body
+from witness_support import LOG, ORIGIN, Tree, add_checkpoint_body, free_port
 
 from ledger.cosignature import parse_cosigner_vkey
 from ledger.keys import public_bytes
@@ -156,12 +155,6 @@ def test_a_key_that_does_not_match_its_vkey_is_refused(settings: WitnessSettings
 
 
 # -- real processes: kill -9 and concurrent forks -------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(settings: WitnessSettings, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "ocop_trace.witness", "serve", "--dir", str(settings.dir)]
     process = subprocess.Popen(
