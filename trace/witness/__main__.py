@@ -1,5 +1,5 @@
-"""`python -m ocop_trace.witness init|serve`, until the lead wires `ocop-trace witness`."""
+"""`python -m ocop_trace.witness init|serve|monitor`, until the lead wires `ocop-trace`."""
 
-from ocop_trace.witness.cli import witness_typer
+from ocop_trace.witness.cli import main
 
-witness_typer()(prog_name="ocop-trace witness")
+main()

@@ -17,6 +17,7 @@ from ledger.cosignature import Cosigner, parse_cosigner_vkey
 from ledger.errors import LedgerError
 from ledger.policy import parse_policy
 from ocop_trace.witness.app import create_witness_app
+from ocop_trace.witness.monitor import monitor_command
 from ocop_trace.witness.settings import WitnessSettings
 
 DirOption = Annotated[
@@ -117,3 +118,10 @@ def witness_typer() -> typer.Typer:
     group.command("init")(witness_init)
     group.command("serve")(serve_witness)
     return group
+
+
+def main() -> None:
+    """`python -m ocop_trace.witness init|serve|monitor`, until `ocop-trace` has them."""
+    group = witness_typer()
+    group.command("monitor")(monitor_command)
+    group(prog_name="python -m ocop_trace.witness")
