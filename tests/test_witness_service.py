@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 from witness_support import LOG, ORIGIN, Tree, add_checkpoint_body, free_port
 
 from ledger.cosignature import parse_cosigner_vkey
@@ -23,7 +24,7 @@ from ledger.keys import public_bytes
 from ledger.note import NoteSigner, format_verifier_key, open_note
 from ledger.policy import Policy, PolicyWitness, check_quorum
 from ocop_trace.witness.app import SIZE_TYPE, create_witness_app, origin_hash
-from ocop_trace.witness.cli import init_witness
+from ocop_trace.witness.cli import init_witness, witness_typer
 from ocop_trace.witness.settings import WitnessSettings
 
 NAME = "witness.example/w1"
@@ -259,3 +260,28 @@ def test_two_processes_never_cosign_two_forks(settings: WitnessSettings) -> None
         for p in processes:
             p.kill()
             p.wait()
+
+
+def test_init_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    group = witness_typer()
+    folder = str(tmp_path / "w")
+    refused = runner.invoke(group, ["init", "--dir", folder])
+    assert refused.exit_code == 2
+    assert "needs --name" in refused.output
+    first = runner.invoke(group, ["init", "--dir", folder, "--name", NAME, "--log", log_vkey()])
+    assert first.exit_code == 0, first.output
+    vkey_line = first.output.strip()
+    assert parse_cosigner_vkey(vkey_line).name == NAME
+    other = log_vkey(NoteSigner("other.example/log", Ed25519PrivateKey.generate()))
+    again = runner.invoke(group, ["init", "--dir", folder, "--log", other, "--log", log_vkey()])
+    assert (again.exit_code, again.output.strip()) == (0, vkey_line)  # same key, kept
+    logs = (tmp_path / "w" / "logs.policy").read_text()
+    assert logs.count(f"log {log_vkey()}\n") == 1
+    assert f"log {other}\n" in logs
+    renamed = runner.invoke(group, ["init", "--dir", folder, "--name", "another.example/w"])
+    assert renamed.exit_code == 2
+    bad = runner.invoke(group, ["init", "--dir", folder, "--log", "not-a-vkey"])
+    assert bad.exit_code == 2
+    assert (tmp_path / "w" / "logs.policy").read_text() == logs  # nothing written
+    assert oct((tmp_path / "w" / "witness.pem").stat().st_mode & 0o777) == "0o600"

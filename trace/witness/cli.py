@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 
 from ledger import keys
 from ledger.cosignature import Cosigner, parse_cosigner_vkey
 from ledger.errors import LedgerError
 from ledger.policy import parse_policy
+from ocop_trace.cli_common import user_errors
 from ocop_trace.witness.app import create_witness_app
 from ocop_trace.witness.monitor import monitor_command
 from ocop_trace.witness.settings import WitnessSettings
@@ -30,25 +28,8 @@ LOGS_HEADER = (
 )
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except LedgerError as exc:
-        _fail(str(exc))
-    except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['msg']}")
-    except OSError as exc:
-        _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}")
-
-
 def settings_for(directory: Path | None) -> WitnessSettings:
-    with _user_errors():
+    with user_errors():
         settings = WitnessSettings()
     return settings.model_copy(update={"dir": directory}) if directory else settings
 
@@ -66,7 +47,7 @@ def witness_init(
 ) -> None:
     """Create the witness's key, vkey file and list of logs; add logs. Safe to re-run."""
     settings = settings_for(directory)
-    with _user_errors():
+    with user_errors():
         vkey = init_witness(settings, name, log or [])
     typer.echo(vkey)
 
@@ -107,7 +88,7 @@ def serve_witness(
 ) -> None:
     """Serve POST /add-checkpoint (C2SP tlog-witness), GET / and GET /<origin hash>/checkpoint."""
     settings = settings_for(directory)
-    with _user_errors():
+    with user_errors():
         app = create_witness_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30)
 
