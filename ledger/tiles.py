@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from ledger import merkle
 from ledger.errors import LedgerError, ProofError
-from ledger.store import ENTRY, NODE, LedgerStore
+from ledger.store import LedgerStore
 
 HEIGHT = 8  # tree levels per tile
 WIDTH = 1 << HEIGHT  # hashes (or entries) in a full tile
@@ -183,35 +185,55 @@ def _read_length(data: bytes, offset: int) -> tuple[int, int]:
 
 
 # -- the server side: tiles from the store ---------------------------------------------------
-class TileReader:
-    """Tiles and entry bundles of a LedgerStore, one indexed range query each."""
+_ENTRIES_SQL = "SELECT data FROM ledger_entry WHERE idx >= {0} AND idx < {0} ORDER BY idx"
+_NODES_SQL = (
+    "SELECT hash FROM ledger_node WHERE level = {0} AND idx >= {0} AND idx < {0} ORDER BY idx"
+)
 
-    def __init__(self, store: LedgerStore) -> None:
+
+class TileReader:
+    """Tiles and entry bundles of a LedgerStore, one indexed range query each, the most
+    recently read kept in memory up to `cache_bytes`: the bytes behind a tile path never
+    change, so a cached tile never goes stale."""
+
+    def __init__(self, store: LedgerStore, cache_bytes: int = 32 << 20) -> None:
         self.store = store
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[Tile, bytes] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
 
     def read(self, tile: Tile, conn: Connection | None = None) -> bytes:
-        """The tile's bytes, in one indexed range query; TileError if the tree does not
-        have that tile yet. The rows of a tile exist exactly when it does: an append writes
-        its entries, the nodes it completes and the new size in one transaction. So does a
-        partial tile after its tile fills up: its bytes never change."""
+        """The tile's bytes; TileError if the tree does not have that tile yet."""
+        with self._lock:
+            if (data := self._cache.get(tile)) is not None:
+                self._cache.move_to_end(tile)
+                return data
+        data = self._query(tile, conn)
+        if len(data) <= self.cache_bytes // 8:  # one huge bundle must not empty the cache
+            with self._lock:
+                if tile not in self._cache:
+                    self._cache[tile] = data
+                    self._cached += len(data)
+                while self._cached > self.cache_bytes:
+                    self._cached -= len(self._cache.popitem(last=False)[1])
+        return data
+
+    def _query(self, tile: Tile, conn: Connection | None) -> bytes:
+        """The rows of a tile exist exactly when the tree has it: an append writes its
+        entries, the nodes it completes and the new size in one transaction. So the row
+        count is the existence check, and a partial tile stays readable once full."""
         first = tile.index * WIDTH
+        params: tuple[int, ...]
+        # Literal SQL, as on the store's proof path: building the SQLAlchemy expression
+        # costs more than the query. The values are bound parameters, never text.
+        if tile.level == ENTRIES:
+            sql, params = _ENTRIES_SQL, (first, first + tile.width)
+        else:
+            sql, params = _NODES_SQL, (tile.hash_level, first, first + tile.width)
         with self.store.reading(conn) as c:
-            if tile.level == ENTRIES:
-                rows = c.execute(
-                    select(ENTRY.c.data)
-                    .where(ENTRY.c.idx >= first, ENTRY.c.idx < first + tile.width)
-                    .order_by(ENTRY.c.idx)
-                ).all()
-            else:
-                rows = c.execute(
-                    select(NODE.c.hash)
-                    .where(
-                        NODE.c.level == tile.hash_level,
-                        NODE.c.idx >= first,
-                        NODE.c.idx < first + tile.width,
-                    )
-                    .order_by(NODE.c.idx)
-                ).all()
+            mark = "?" if c.dialect.paramstyle == "qmark" else "%s"  # SQLite or psycopg
+            rows = c.exec_driver_sql(sql.format(mark), params).all()
         if len(rows) != tile.width:
             raise TileError(
                 "the tree does not have that tile yet", expected=tile.width, found=len(rows)

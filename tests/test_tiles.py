@@ -305,3 +305,12 @@ def test_a_large_bundle_is_compressed(synthetic: LedgerStore) -> None:
 def test_bundle_bytes_are_framed_as_the_spec_says(synthetic: LedgerStore) -> None:
     data = TileReader(synthetic).read(Tile(ENTRIES, 0, 2))
     assert data == struct.pack(">H", 7) + b"entry 0" + struct.pack(">H", 7) + b"entry 1"
+
+
+def test_the_cache_is_bounded_and_answers_repeats(synthetic: LedgerStore) -> None:
+    reader = TileReader(synthetic, cache_bytes=10 * 8192)
+    first = [reader.read(Tile(0, n)) for n in range(40)]
+    assert reader._cached <= 10 * 8192
+    assert len(reader._cache) == 10
+    assert [reader.read(Tile(0, n)) for n in range(40)] == first
+    assert reader.read(Tile(0, 39)) is reader.read(Tile(0, 39))  # the second from memory
