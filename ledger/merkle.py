@@ -292,6 +292,12 @@ class CompactRange:
     def size(self) -> int:
         return self._size
 
+    @property
+    def frontier(self) -> tuple[bytes, ...]:
+        """The complete-subtree hashes covering [0, size), largest first: with the size, all
+        that from_store needs to rebuild this range (a monitor keeps them between runs)."""
+        return tuple(self._frontier)
+
     def append(self, leaf_hash: bytes) -> None:
         """append_with_nodes without the list of nodes: the verifier appends every entry."""
         if len(leaf_hash) != HASH_SIZE:

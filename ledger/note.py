@@ -53,15 +53,23 @@ def _check_name(name: str, error: type[LedgerError]) -> None:
         raise error("invalid key name", expected="no whitespace, '+' or controls", found=fault)
 
 
-def note_key_id(name: str, public: bytes) -> int:
-    """SHA-256(name || 0x0A || 0x01 || public)[:4] as a big-endian integer."""
+def check_key_name(name: str) -> None:
+    """Raise KeyFormatError unless `name` is a valid signed-note key name."""
+    _check_name(name, KeyFormatError)
+
+
+def note_key_id(name: str, public: bytes, key_type: bytes = _ED25519) -> int:
+    """SHA-256(name || 0x0A || key_type || public)[:4] as a big-endian integer; the type is
+    0x01 for note signatures, 0x04 for tlog-cosignature/v1 (ledger.cosignature)."""
     if len(public) != 32:
         raise KeyFormatError("wrong Ed25519 key length", expected=32, found=len(public))
-    digest = hashlib.sha256(name.encode() + b"\n" + _ED25519 + public).digest()
+    digest = hashlib.sha256(name.encode() + b"\n" + key_type + public).digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def _split_key(name: str, id_hex: str, key64: str, what: str) -> tuple[int, bytes]:
+def _split_key(
+    name: str, id_hex: str, key64: str, what: str, key_type: bytes = _ED25519
+) -> tuple[int, bytes]:
     """Check the fields shared by verifier keys and private key strings; return id and key."""
     _check_name(name, KeyFormatError)
     if not _HEX8.fullmatch(id_hex):
@@ -69,8 +77,9 @@ def _split_key(name: str, id_hex: str, key64: str, what: str) -> tuple[int, byte
     typed = _unb64(key64)
     if not typed:
         raise KeyFormatError(f"bad {what} encoding", expected="canonical base64", found="other")
-    if typed[:1] != _ED25519:
-        raise KeyFormatError(f"unknown {what} type", expected=0x01, found=f"0x{typed[0]:02x}")
+    if typed[:1] != key_type:
+        want, found = f"0x{key_type[0]:02x}", f"0x{typed[0]:02x}"
+        raise KeyFormatError(f"unknown {what} type", expected=want, found=found)
     if len(typed) != 33:
         raise KeyFormatError(f"wrong {what} length", expected=32, found=len(typed) - 1)
     return int(id_hex, 16), typed[1:]
@@ -95,18 +104,24 @@ class NoteVerifier:
         return verify_signature(self.public, sig, msg)
 
 
-def parse_verifier_key(vkey: str) -> NoteVerifier:
-    """Parse `name+hex8+base64(0x01 || public)`; the base64 may itself contain '+'."""
+def split_verifier_key(vkey: str, key_type: bytes = _ED25519) -> tuple[str, int, bytes]:
+    """(name, key id, public key) of `name+hex8+base64(key_type || public)`; the base64 may
+    itself contain '+'. The id is checked against the key by the caller's key class."""
     parts = vkey.split("+", 2)
     if len(parts) != 3:
         raise KeyFormatError("bad verifier key", expected="name+keyid+key", found="too few '+'")
-    key_id, public = _split_key(parts[0], parts[1], parts[2], "verifier key")
-    return NoteVerifier(parts[0], key_id, public)
+    key_id, public = _split_key(parts[0], parts[1], parts[2], "verifier key", key_type)
+    return parts[0], key_id, public
 
 
-def format_verifier_key(name: str, public: bytes) -> str:
+def parse_verifier_key(vkey: str) -> NoteVerifier:
+    """Parse `name+hex8+base64(0x01 || public)`."""
+    return NoteVerifier(*split_verifier_key(vkey))
+
+
+def format_verifier_key(name: str, public: bytes, key_type: bytes = _ED25519) -> str:
     _check_name(name, KeyFormatError)
-    return f"{name}+{note_key_id(name, public):08x}+{_b64(_ED25519 + public)}"
+    return f"{name}+{note_key_id(name, public, key_type):08x}+{_b64(key_type + public)}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -176,8 +191,8 @@ class OpenedNote:
     unverified: list[tuple[str, int]]
 
 
-def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
-    """Check `note` against the known keys; signatures by unknown keys are listed, not checked."""
+def split_note(note: str | bytes) -> tuple[str, list[str]]:
+    """(text, signature lines without their newlines) of a well-formed note; nothing verified."""
     if isinstance(note, bytes):
         try:
             note = note.decode("utf-8")
@@ -192,6 +207,12 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNot
     text, lines = note[: split + 1], note[split + 2 : -1].split("\n")
     if len(lines) > _MAX_SIGNATURES:
         raise MalformedNoteError("too many signatures", expected="<= 100", found=len(lines))
+    return text, lines
+
+
+def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNote:
+    """Check `note` against the known keys; signatures by unknown keys are listed, not checked."""
+    text, lines = split_note(note)
     known: dict[tuple[str, int], NoteVerifier] = {}
     for v in verifiers:
         if known.setdefault((v.name, v.key_id), v).public != v.public:
@@ -202,7 +223,7 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNot
     unverified: list[tuple[str, int]] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, 1):
-        name, key_id, sig = _parse_signature_line(line, number)
+        name, key_id, sig = parse_signature_line(line, number)
         if line in seen:  # identical repeats add nothing; Go drops them too
             continue
         seen.add(line)
@@ -224,7 +245,8 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNot
     return OpenedNote(text, verified, unverified)
 
 
-def _parse_signature_line(line: str, number: int) -> tuple[str, int, bytes]:
+def parse_signature_line(line: str, number: int = 1) -> tuple[str, int, bytes]:
+    """(key name, key id, signature bytes) of one signature line, without its newline."""
     name, _, sig64 = line.removeprefix(_SIG_PREFIX).partition(" ")
     raw = _unb64(sig64)
     if not line.startswith(_SIG_PREFIX) or raw is None or len(raw) < 5:

@@ -1,0 +1,1 @@
+"""A C2SP tlog-witness service, the log's client of witnesses, and a tile-following monitor."""
