@@ -24,11 +24,16 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 install: $(RUNTIME_STAMP)
 dev: $(DEV_STAMP)
 
-# Seeds (or tops up) the demo ledger, prints what to open, then serves it until Ctrl-C.
-DEMO_ENV := TRACE_DATABASE_URL=sqlite:///$(CURDIR)/demo/trace.db TRACE_KEY_DIR=$(CURDIR)/demo/keys
+# Seeds (or tops up) the demo ledger, prints what to open, then serves it until Ctrl-C,
+# with its two witnesses (two other provinces' councils, demo) cosigning each checkpoint.
+DEMO_ENV := TRACE_DATABASE_URL=sqlite:///$(CURDIR)/demo/trace.db TRACE_KEY_DIR=$(CURDIR)/demo/keys \
+	TRACE_WITNESS_POLICY=$(CURDIR)/demo/witnesses/policy.txt
 demo: $(RUNTIME_STAMP)
 	$(BIN)/ocop-trace demo --dir demo
-	$(DEMO_ENV) $(BIN)/ocop-trace serve --host 127.0.0.1 --port 8000
+	$(DEMO_ENV) bash -c 'trap "kill 0" EXIT; \
+	  $(BIN)/ocop-trace witness serve --dir demo/witnesses/hoi-dong-ocop-cao-bang-demo --port 8701 & \
+	  $(BIN)/ocop-trace witness serve --dir demo/witnesses/hoi-dong-ocop-lang-son-demo --port 8702 & \
+	  $(BIN)/ocop-trace serve --host 127.0.0.1 --port 8000
 
 # mypy cannot follow setuptools' editable-install import hook, so it reads the sources
 # through links carrying the installed package names.

@@ -160,6 +160,8 @@ class LedgerStore:
         self.signer = signer
         self.checkpoint_interval = checkpoint_interval
         self._last_checkpoint_check = 0.0
+        # Called (from any thread) after a checkpoint is stored, e.g. to wake witnesses.
+        self.on_checkpoint: Callable[[], None] | None = None
 
     # -- schema -------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -561,6 +563,8 @@ class LedgerStore:
                 select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)
             ).scalar_one()
         self._last_checkpoint_check = time.monotonic()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
         return str(stored)
 
     def checkpoint_if_behind(self) -> str | None:

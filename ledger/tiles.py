@@ -13,12 +13,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from ledger import merkle
 from ledger.errors import LedgerError, ProofError
-from ledger.store import LedgerStore
+
+if TYPE_CHECKING:  # reading tiles (a monitor) needs no database library
+    from sqlalchemy import Connection
+
+    from ledger.store import LedgerStore
 
 HEIGHT = 8  # tree levels per tile
 WIDTH = 1 << HEIGHT  # hashes (or entries) in a full tile

@@ -82,6 +82,7 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "TRACE_DATABASE_URL": settings.database_url,
         "TRACE_KEY_DIR": str(settings.key_dir),
         "TRACE_PUBLIC_URL": base,
+        "TRACE_WITNESS_POLICY": str(result.witness_policy),
     }
     server = subprocess.Popen(
         [

@@ -319,7 +319,7 @@ def test_issued_labels_resolve_and_the_ledger_commits_to_them(api: Api) -> None:
     resolved = api.client.get(link)
     assert resolved.status_code == 200, resolved.text
     facts = resolved.json()
-    assert facts["verdict"] == "registered"
+    assert facts["verdict"] == "genuine"
     assert facts["product"]["name_vi"] == "Miến dong Tài Hoan"
     assert facts["rating"]["stars"] == 5
     assert 'rel="linkset"' in resolved.headers["Link"]

@@ -24,6 +24,8 @@ from ocop_trace.settings import Settings
 from ocop_trace.site import report, resolver, scan
 from ocop_trace.site.cache import ScanPages
 from ocop_trace.site.pages import html_errors
+from ocop_trace.witness.tile_routes import tile_routes
+from ocop_trace.witnessing import Witnessing, load_policy
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,14 +42,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
-    app.state.evidence = Evidence(service.store)
+    app.state.witnessing = Witnessing(service.store, load_policy(settings))
+    app.state.evidence = Evidence(service.store, app.state.witnessing)
     app.state.pages = ScanPages(
-        service.store, settings.page_cache_seconds, settings.page_cache_size
+        app.state.witnessing, settings.page_cache_seconds, settings.page_cache_size
     )
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     install_error_handlers(app, html_errors)
     # The scan pages first: they are most of the traffic, and routes are matched in order.
     scan.add_pages(app)
+    # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses.
+    app.router.routes.extend(tile_routes(service.store, app.state.witnessing.served))
     # A bad or revoked token is refused on every route, public ones included, so a script
     # never mistakes an expired token for anonymous access (the pages check it themselves).
     for router in (

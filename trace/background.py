@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from ocop_trace.witness.client import WitnessClient
+
 log = logging.getLogger("ocop_trace")
 # Fewer worker threads than pooled database connections (see ledger.store.open_engine).
 THREADS = 24
@@ -35,12 +37,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ("writing scan counts", 1.0, lambda: state.scans.flush(wait=False)),
     ]
     tasks = [asyncio.create_task(_every(what, seconds, work)) for what, seconds, work in rounds]
+    client = _witness_client(app)
+    if client is not None:
+        # Each published checkpoint wakes the witnesses' tasks; one that is down or slow
+        # delays only its own cosignature, never an append.
+        state.service.store.on_checkpoint = client.notify
+        tasks.append(asyncio.create_task(client.run()))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         state.scans.flush()  # buffered scan counts are written before the worker exits
+
+
+def _witness_client(app: FastAPI) -> WitnessClient | None:
+    witnessing = app.state.witnessing
+    policy = witnessing.policy
+    if policy is None or not any(w.url for w in policy.witnesses):
+        return None
+    cosignatures = witnessing.cosignatures
+    return WitnessClient(
+        policy,
+        witnessing.store,
+        lambda c: cosignatures.save(c.size, c.witness.key, c.line, c.timestamp),
+        interval=app.state.settings.witness_interval,
+        known_sizes=cosignatures.witness_sizes(),
+    )
 
 
 async def _every(what: str, seconds: float, work: Callable[[], object]) -> None:

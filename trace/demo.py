@@ -54,6 +54,7 @@ class DemoResult:
     report: Report
     credentials: Path
     links: dict[str, str] = field(default_factory=dict)  # page state -> scan URL
+    witness_policy: Path | None = None
 
 
 def slug(text: str) -> str:
@@ -297,7 +298,12 @@ def scan_links(service: TraceService, settings: Settings, states: dict[str, str]
 
 
 def run_demo(settings: Settings) -> DemoResult:
-    init_ledger(settings)
+    from ocop_trace import demo_witnesses
+
+    started = init_ledger(settings)
+    folder = settings.key_dir.parent
+    policy = demo_witnesses.setup(folder, started.ledger_vkey)
+    settings = settings.model_copy(update={"witness_policy": policy})
     service = open_service(settings)
     before = service.store.size()
     states = seed(service, ocop.today_in_vietnam())
@@ -305,6 +311,7 @@ def run_demo(settings: Settings) -> DemoResult:
     _demo_users(service, credentials)
     links = scan_links(service, settings, states)
     service.store.publish_checkpoint()
+    demo_witnesses.cosign(folder, policy, service.store)
     bundle = settings.key_dir.parent / "demo-bundle.jsonl"
     export_bundle(service.store, bundle)
     size = service.store.size()
@@ -316,4 +323,4 @@ def run_demo(settings: Settings) -> DemoResult:
         origin=service.store.origin,
         extra_checks=lambda: check_projection(service.store),
     )
-    return DemoResult(settings, size - before, bundle, report, credentials, links)
+    return DemoResult(settings, size - before, bundle, report, credentials, links, policy)

@@ -24,6 +24,7 @@ from ocop_trace.errors import ServiceError
 from ocop_trace.kinds import KINDS
 from ocop_trace.models import LABEL_SERIAL
 from ocop_trace.serials import SerialSet
+from ocop_trace.witnessing import Witnessing
 
 V = TypeVar("V")
 
@@ -93,8 +94,9 @@ class LabelSet:
 class Evidence:
     """Per-process caches of entries, checked proofs and label-set trees."""
 
-    def __init__(self, store: LedgerStore, maxsize: int = 8192) -> None:
+    def __init__(self, store: LedgerStore, witnessing: Witnessing, maxsize: int = 8192) -> None:
         self.store = store
+        self.witnessing = witnessing
         self._entries = Lru(maxsize)
         self._proofs = Lru(maxsize)
         self._checkpoints = Lru(4)

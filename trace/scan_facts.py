@@ -88,7 +88,8 @@ class SerialCheck:
 class _Checker:
     def __init__(self, conn: Connection, evidence: Evidence) -> None:
         self.conn, self.evidence = conn, evidence
-        self.note = evidence.store.latest_checkpoint(conn) or ""
+        self.pages = evidence.witnessing.checkpoint(conn)
+        self.note = self.pages.note
         self.checks: list[Check] = []
 
     def check(
@@ -121,7 +122,13 @@ class _Checker:
         if cp is None:
             return None
         at = self.evidence.store.checkpoint_time(cp.size, self.conn)
-        return {"size": cp.size, "short_root": cp.root_hash.hex()[:16], "at": at}
+        return {
+            "size": cp.size,
+            "short_root": cp.root_hash.hex()[:16],
+            "at": at,
+            "witnessed": self.pages.policy,  # a witness policy is in force
+            "confirmed_by": list(self.pages.confirmed_by),
+        }
 
 
 def view(

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     copy_days: int = Field(
         default=30, ge=1, le=366, description="...within this many days (Vietnam dates)"
     )
+    witness_policy: Path | None = Field(
+        default=None,
+        description="A C2SP tlog-policy file naming the witnesses (name, key, URL) that cosign "
+        "the ledger's checkpoints, and the quorum pages and verifiers require",
+    )
+    witness_interval: float = Field(
+        default=10.0, gt=0, le=3600, description="Seconds between asking an idle witness again"
+    )
     page_cache_seconds: float = Field(
         default=1.0,
         ge=0,

@@ -36,10 +36,11 @@ def healthz(service: ServiceDep) -> JSONResponse:
     "/api/v1/checkpoint",
     tags=["ledger"],
     response_class=PlainTextResponse,
-    summary="The latest signed checkpoint (C2SP signed note)",
+    summary="The latest signed checkpoint (C2SP signed note), with witness cosignatures",
 )
-def checkpoint(service: ServiceDep) -> PlainTextResponse:
-    note = service.store.latest_checkpoint()
+def checkpoint(request: Request) -> PlainTextResponse:
+    """The latest checkpoint with its witnesses' cosignatures (C2SP tlog-cosignature)."""
+    note = request.app.state.witnessing.served()
     if note is None:
         raise NotFound("no checkpoint has been published yet")
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import typer
 
 from ocop_trace.cli import ledger, service
+from ocop_trace.witness.cli import witness_typer
+from ocop_trace.witness.monitor import monitor_command
 
 app = typer.Typer(
     name="ocop-trace",
@@ -34,8 +36,10 @@ for name, command in (
     ("verify-label", service.verify_label),
     ("user-add", service.user_add),
     ("demo", service.demo),
+    ("monitor", monitor_command),
 ):
     app.command(name)(command)
+app.add_typer(witness_typer(), name="witness")
 
 
 def main() -> None:

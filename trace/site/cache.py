@@ -1,8 +1,9 @@
 """Rendered scan pages kept per product or batch and language, for one state of the ledger.
 
 A page depends only on the ledger (through its projection), the language and the date
-(certificate status), so it is cached under the ledger's generation: its size and the size
-of its latest checkpoint. A new entry or checkpoint starts a new generation. The generation
+(certificate status), so it is cached under the ledger's generation: its size, the size
+of its latest checkpoint and the number of cosignatures held. A new entry, checkpoint or
+cosignature starts a new generation. The generation
 is read at most every `max_age` seconds (0: on every scan), so a page lags the ledger by
 at most that long. What differs per scan (the verdict, which a copy warning or the serial
 can change; the serial's proof; the form's token) is filled into holes on every request.
@@ -16,13 +17,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from ledger.store import LedgerStore
 from ocop_trace.evidence import Lru
 from ocop_trace.scan_facts import SerialCheck
 from ocop_trace.site.pages import Rendered
 from ocop_trace.verdict import Findings
+from ocop_trace.witnessing import Witnessing
 
-Generation = tuple[int, int]
+Generation = tuple[int, int, int]  # ledger size, latest checkpoint, cosignatures held
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,9 @@ class Page:
 
 
 class ScanPages:
-    def __init__(self, store: LedgerStore, max_age: float, maxsize: int = 2048) -> None:
-        self.store = store
+    def __init__(self, witnessing: Witnessing, max_age: float, maxsize: int = 2048) -> None:
+        self.witnessing = witnessing
+        self.store = witnessing.store
         self.max_age = max_age
         self._pages = Lru(maxsize)
         # A serial is issued once for one batch and never moves.
@@ -54,7 +56,9 @@ class ScanPages:
 
     def read_generation(self, conn: Connection | None = None) -> Generation:
         read_at = time.monotonic()
-        self._generation = self.store.state(conn)
+        with self.store.reading(conn) as c:
+            size, checkpoint = self.store.state(c)
+            self._generation = (size, checkpoint, self.witnessing.received(c))
         self._read_at = read_at
         return self._generation
 

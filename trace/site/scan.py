@@ -214,6 +214,13 @@ def _render(
     summary = i18n.t(lang, "check.summary", checked=checked, total=len(scan.checks))
     if scan.checkpoint and scan.checkpoint["at"]:
         summary += i18n.t(lang, "check.confirmed", at=i18n.moment(scan.checkpoint["at"], lang))
+    if scan.checkpoint and scan.checkpoint["witnessed"]:
+        names = scan.checkpoint["confirmed_by"]
+        summary += (
+            i18n.t(lang, "check.witnessed", names=", ".join(names))
+            if names
+            else i18n.t(lang, "check.not_witnessed")
+        )
     rendered = render(
         request,
         lang,

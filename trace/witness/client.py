@@ -66,6 +66,7 @@ class WitnessClient:
         interval: float = 10.0,
         max_backoff: float = 300.0,
         known_sizes: Mapping[str, int] | None = None,
+        mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         """`known_sizes`: {witness public key hex: size it last cosigned}, e.g.
         `CosignatureStore.witness_sizes()`, so a restart does not begin with a 409."""
@@ -82,6 +83,8 @@ class WitnessClient:
         self.cosigned = {w.name: known.get(w.key.public.hex(), -1) for w in self.witnesses}
         self._wake: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Transports by URL prefix (httpx mounts): the demo reaches its witnesses in-process.
+        self.mounts = dict(mounts or {})
 
     # -- one request --------------------------------------------------------------------
     async def submit(
@@ -166,7 +169,7 @@ class WitnessClient:
     # -- every witness, once ------------------------------------------------------------
     async def witness_checkpoint(self, note: str) -> list[Cosignature]:
         """Ask every witness at once; the cosignatures of those that gave one."""
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(mounts=self.mounts) as http:
             results = await asyncio.gather(
                 *(self.submit(http, w, note) for w in self.witnesses), return_exceptions=True
             )
@@ -199,7 +202,7 @@ class WitnessClient:
         is newer than what that witness cosigned, and backs off while it is unreachable."""
         self._loop = asyncio.get_running_loop()
         self._wake = {w.name: asyncio.Event() for w in self.witnesses}
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(mounts=self.mounts) as http:
             await asyncio.gather(*(self._follow(http, w) for w in self.witnesses))
 
     async def _follow(self, http: httpx.AsyncClient, witness: PolicyWitness) -> None:
@@ -283,10 +286,13 @@ def witness_once(
     *,
     timeout: float = 5.0,
     known_sizes: Mapping[str, int] | None = None,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> list[Cosignature]:
     """Send the log's latest checkpoint to every witness once (e.g. from a command)."""
     note = source.latest_checkpoint()
     if note is None:
         return []
-    client = WitnessClient(policy, source, on_cosignature, timeout=timeout, known_sizes=known_sizes)
+    client = WitnessClient(
+        policy, source, on_cosignature, timeout=timeout, known_sizes=known_sizes, mounts=mounts
+    )
     return asyncio.run(client.witness_checkpoint(note))

@@ -30,7 +30,6 @@ from ledger.fastpath import Facts
 from ledger.note import NoteVerifier, note_key_id, open_note, parse_checkpoint, split_note
 from ledger.policy import Policy, PolicyWitness, QuorumResult, check_quorum
 from ledger.statement import GENESIS_PREV_HASH, Statement
-from ledger.store import frontier_nodes
 from ledger.tiles import ENTRIES, MAX_ENTRY_BYTES, Tile, TileHashes, decode_bundle, tile_width
 from ledger.verifier import Failure, check_entries
 
@@ -107,6 +106,8 @@ class MonitorState:
         return state
 
     def tree(self) -> merkle.CompactRange:
+        from ledger.store import frontier_nodes  # (merkle's own, once issue 9 lands)
+
         nodes = dict(zip(frontier_nodes(self.size), self.frontier, strict=True))
         return merkle.CompactRange.from_store(self.size, lambda level, i: nodes[(level, i)])
 
