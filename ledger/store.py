@@ -115,16 +115,6 @@ class Receipt:
     duplicate: bool = False
 
 
-def frontier_nodes(size: int) -> list[tuple[int, int]]:
-    """The stored complete subtrees whose union is leaves [0, size), largest first."""
-    nodes, start = [], 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            nodes.append((level, start >> level))
-            start += 1 << level
-    return nodes
-
-
 class LedgerStore:
     """Appends statements and answers proofs; all state lives in the database."""
 
@@ -272,7 +262,7 @@ class LedgerStore:
     def root(self, size: int | None = None) -> bytes:
         with self.engine.connect() as conn:
             size = self._size_in(conn) if size is None else size
-            return merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+            return merkle.root_at(size, self._node_getter(conn, merkle.complete_nodes(0, size)))
 
     def inclusion_proof(
         self, index: int, size: int | None = None, conn: Connection | None = None
@@ -352,7 +342,7 @@ class LedgerStore:
         }
         registry = KeyRegistry(self.root_key_id, self._grants_for(conn, statements))
         frontier = merkle.CompactRange.from_store(
-            size, self._node_getter(conn, frontier_nodes(size))
+            size, self._node_getter(conn, merkle.complete_nodes(0, size))
         )
         now = utc_now()
         receipts: list[Receipt] = []
@@ -445,7 +435,7 @@ class LedgerStore:
             )
         with self.engine.connect() as conn:
             size = self._size_in(conn)
-            root = merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+            root = merkle.root_at(size, self._node_getter(conn, merkle.complete_nodes(0, size)))
         note = sign_note(format_checkpoint(Checkpoint(self.origin, size, root)), [self.signer])
         with self.engine.begin() as conn:
             conn.execute(
