@@ -224,6 +224,16 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNot
     return OpenedNote(text, verified, unverified)
 
 
+def note_text(note: str) -> str:
+    """The text of a signed note, up to and including the LF before its last blank line."""
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise MalformedNoteError(
+            "note has no blank line before its signatures", expected="\\n\\n", found="none"
+        )
+    return note[: cut + 1]
+
+
 def _parse_signature_line(line: str, number: int) -> tuple[str, int, bytes]:
     name, _, sig64 = line.removeprefix(_SIG_PREFIX).partition(" ")
     raw = _unb64(sig64)

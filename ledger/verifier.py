@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger import merkle
-from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry, open_checkpoint_note
 from ledger.errors import LedgerError, NoteError
 from ledger.fastpath import Facts, prepare, signed
-from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_checkpoint
+from ledger.note import Checkpoint, note_text, parse_checkpoint
 from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 1024
@@ -293,7 +293,7 @@ class _Walker:
 
     def _parse(self, record: CheckpointRecord) -> Checkpoint:
         try:
-            cp = parse_checkpoint(_note_text(record.note))
+            cp = parse_checkpoint(note_text(record.note))
         except (NoteError, ValueError) as exc:
             raise _Stop(
                 Failure(None, "checkpoint_malformed", f"{record.source} is not a checkpoint: {exc}")
@@ -311,16 +311,8 @@ class _Walker:
         return cp
 
     def _check_signature(self, cp: Checkpoint, record: CheckpointRecord) -> None:
-        verifiers = [
-            NoteVerifier(
-                g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id)
-            )
-            for g in self.registry.ledger_keys()
-            if g.registered_index < cp.size
-            and (g.revoked_index is None or g.revoked_index >= cp.size)
-        ]
         try:
-            open_note(record.note, verifiers)
+            open_checkpoint_note(record.note, self.registry.grants.values())
         except LedgerError as exc:  # a note error, or two ledger keys whose note ids collide
             raise _Stop(
                 Failure(
@@ -363,14 +355,6 @@ class _Walker:
         if record.source != TRUSTED:
             self.checkpoints += 1
             self.latest_checkpoint = max(self.latest_checkpoint or 0, cp.size)
-
-
-def _note_text(note: str) -> str:
-    """The text part of a signed note (up to its last blank line), for parsing."""
-    cut = note.rfind("\n\n")
-    if cut < 0:
-        raise ValueError("no blank line between text and signatures")
-    return note[: cut + 1]
 
 
 Work = list[tuple[int, bytes]] | CheckpointRecord | EntryBatch
