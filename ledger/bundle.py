@@ -6,6 +6,7 @@ order; a checkpoint line `{"checkpoint":NOTE}` follows the entry that completes 
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
@@ -104,9 +105,16 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
             expected=f"one line of at most {MAX_LINE_BYTES} bytes",
             found=len(line),
         )
+    if line.startswith(codecs.BOM_UTF8):
+        raise BundleError(
+            f"{where}: the header starts with a byte-order mark",
+            expected="'{' as the first byte",
+            found="EF BB BF",
+        )
     try:
-        value = json.loads(line)
-    except ValueError:
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        value = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         raise BundleError(
             f"{where}: the first line is not a bundle header",
             expected=f'{{"format":"{FORMAT}",…}}',
@@ -136,6 +144,23 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
     return BundleHeader(origin, root, size)
 
 
+def read_checkpoint_file(path: Path) -> str:
+    """A saved checkpoint note (`--trusted-checkpoint`), exactly as its bytes say.
+
+    No newline translation: a CRLF file is not the note that was signed. Bytes that are not
+    UTF-8 become lone surrogates, which the verifier refuses as `checkpoint_malformed`.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(
+            f"{path}: cannot read checkpoint: {exc.strerror}",
+            expected="a readable file",
+            found=str(path),
+        ) from None
+    return data.decode("utf-8", "surrogateescape")
+
+
 BLOCK_BYTES = 1 << 20
 _CHECKPOINT_LINE = b'\n{"checkpoint":'
 _ENTRY_START = b'{"index":'
@@ -157,18 +182,7 @@ class BundleSlice:
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
             chunk = handle.read(self.length)
-        lines = chunk.split(b"\n")[:-1]
-        # Every line starts an entry when the count of entry starts says so; only otherwise
-        # is each line looked at, to name the first that does not.
-        if not chunk.startswith(_ENTRY_START) or chunk.count(_ENTRY_LINE) != len(lines) - 1:
-            for number, line in enumerate(lines, start=self.first_line):
-                if not line.startswith(_ENTRY_START):
-                    raise BundleError(
-                        f"{self.path}:{number}: neither an entry nor a checkpoint",
-                        expected='{"index":… or {"checkpoint":…',
-                        found=line[:40],
-                    )
-        return list(enumerate(lines, start=self.first_position))
+        return list(enumerate(chunk.split(b"\n")[:-1], start=self.first_position))
 
 
 def read_records(path: Path) -> Iterator[Record]:
@@ -237,16 +251,35 @@ def _split(
         found = data.find(_CHECKPOINT_LINE, start, end)
         stop = end if found < 0 else found + 1
         count = data.count(b"\n", start, stop)
+        # Every line of the run starts an entry when the count of entry starts says so;
+        # only otherwise is each line looked at, to name the first that does not.
+        if not data.startswith(_ENTRY_START, start) or (
+            data.count(_ENTRY_LINE, start, stop) != count - 1
+        ):
+            _refuse_line(path, data[start:stop], line)
         yield BundleSlice(str(path), offset + start, stop - start, position, line, count)
         start, position, line = stop, position + count, line + count
 
 
+def _refuse_line(path: Path, run: bytes, first_line: int) -> None:
+    for number, text in enumerate(run.split(b"\n")[:-1], start=first_line):
+        if not text.startswith(_ENTRY_START):
+            raise BundleError(
+                f"{path}:{number}: neither an entry nor a checkpoint",
+                expected='{"index":… or {"checkpoint":…',
+                found=text[:40],
+            )
+
+
 def _checkpoint_note(where: str, body: bytes) -> str:
     try:
-        value = json.loads(body)
-    except ValueError:
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        value = json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         raise BundleError(
-            f"{where}: checkpoint line is not JSON", expected="JSON object", found=body[:60]
+            f"{where}: checkpoint line is not JSON in UTF-8",
+            expected="JSON object",
+            found=body[:60],
         ) from None
     note = value.get("checkpoint") if type(value) is dict else None
     if type(note) is not str or len(value) != 1:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry, open_checkpoint_note
-from ledger.errors import LedgerError, NoteError
+from ledger.errors import LedgerError, NoteError, VerifierError
 from ledger.fastpath import Facts, prepare, signed
 from ledger.note import Checkpoint, note_text, parse_checkpoint
 from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
@@ -293,6 +293,7 @@ class _Walker:
 
     def _parse(self, record: CheckpointRecord) -> Checkpoint:
         try:
+            record.note.encode("utf-8")  # a lone surrogate (a JSON escape) has no UTF-8 form
             cp = parse_checkpoint(note_text(record.note))
         except (NoteError, ValueError) as exc:
             raise _Stop(
@@ -402,19 +403,30 @@ def verify(
     """
     started = time.perf_counter()
     workers = os.cpu_count() or 1 if workers is None else max(1, workers)
+    source = iter(records)
     walker: _Walker | None = None
-    failure: Failure | None = None
     try:
-        walker = _Walker(root_key_id, trusted_checkpoint, origin)
-        for results in _checked(records, walker, workers):
-            walker.entries(results)
-            if on_progress is not None:
-                on_progress(walker.tree.size)
-        walker.finish(expected_size)
-        if extra_checks is not None:
+        try:
+            walker = _Walker(root_key_id, trusted_checkpoint, origin)
+        except _Stop as stop:
+            failure: Failure | None = stop.failure
+        else:
+            failure = _walk(walker, source, workers, on_progress, expected_size)
+        if failure is not None:
+            # A file that is not a bundle gets no verdict, whatever else is wrong with it:
+            # the rest of its framing is read, and a BundleError raised where it breaks.
+            for _ in source:
+                pass
+        elif extra_checks is not None:
             failure = extra_checks()
-    except _Stop as stop:
-        failure = stop.failure
+    except LedgerError:
+        raise
+    except Exception as exc:
+        raise VerifierError(
+            "verification stopped by an internal error; this is not a verdict on the ledger",
+            expected="no internal error",
+            found=f"{type(exc).__name__}: {exc}",
+        ) from exc
     if walker is None:
         return Report(
             False, failure, 0, 0, merkle.EMPTY_ROOT.hex(), seconds=time.perf_counter() - started
@@ -432,6 +444,25 @@ def verify(
         latest_checkpoint=walker.latest_checkpoint,
         seconds=time.perf_counter() - started,
     )
+
+
+def _walk(
+    walker: _Walker,
+    source: Iterator[Record],
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+    expected_size: int | None,
+) -> Failure | None:
+    """The first failure of the records, or None when the ledger is valid."""
+    try:
+        for results in _checked(source, walker, workers):
+            walker.entries(results)
+            if on_progress is not None:
+                on_progress(walker.tree.size)
+        walker.finish(expected_size)
+    except _Stop as stop:
+        return stop.failure
+    return None
 
 
 def _checked(
@@ -457,7 +488,10 @@ def _checked(
                 in_flight.append(work)
             else:
                 in_flight.append(pool.submit(check_entries, work))
-            while len(in_flight) > workers * 4 or isinstance(in_flight[0], CheckpointRecord):
+            # A checkpoint at the head is queued at once; the queue may then be empty.
+            while in_flight and (
+                len(in_flight) > workers * 4 or isinstance(in_flight[0], CheckpointRecord)
+            ):
                 yield from _drain_one(in_flight, walker)
         while in_flight:
             yield from _drain_one(in_flight, walker)
