@@ -13,7 +13,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger import keys
-from ledger.bundle import export_bundle, read_header, read_records, store_records
+from ledger.bundle import (
+    export_bundle,
+    read_checkpoint_file,
+    read_header,
+    read_records,
+    store_records,
+)
 from ledger.canonical import parse_json
 from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
@@ -178,7 +184,7 @@ def verify_command(
         fail("--root-key must be the root public key as 64 lower-case hex digits")
     settings = settings_with(db)
     with user_errors():
-        trusted = trusted_checkpoint.read_text("utf-8") if trusted_checkpoint else None
+        trusted = read_checkpoint_file(trusted_checkpoint) if trusted_checkpoint else None
         pinned = root_key or settings.root_key
         if bundle is not None:
             header = read_header(bundle)
