@@ -29,7 +29,7 @@ from ledger.note import (
     open_note,
     parse_checkpoint,
 )
-from ledger.statement import HEX64, KIND_PATTERN, Statement
+from ledger.statement import HEX64, Statement, is_kind
 
 KEY_REGISTERED = "key.registered"
 KEY_REVOKED = "key.revoked"
@@ -80,18 +80,14 @@ def grant_from_registration(statement: Statement, index: int) -> KeyGrant:
             expected="key name",
             found=name,
         )
-    if type(kinds) is not list or not all(
-        type(k) is str and KIND_PATTERN.fullmatch(k) for k in kinds
-    ):
+    if type(kinds) is not list or not all(is_kind(k) for k in kinds):
         raise EncodingError(
             "key.registered: kinds must be a list of statement kinds",
             index=index,
             expected="list of kinds",
             found=kinds,
         )
-    if type(may_grant) is not list or not all(
-        type(k) is str and KIND_PATTERN.fullmatch(k) for k in may_grant
-    ):
+    if type(may_grant) is not list or not all(is_kind(k) for k in may_grant):
         raise EncodingError(
             "key.registered: may_grant must be a list of statement kinds",
             index=index,

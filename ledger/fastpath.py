@@ -20,6 +20,7 @@ from ledger.statement import (
     ENTRY_FIELDS,
     HEX64,
     KIND_PATTERN,
+    MAX_KIND_CHARS,
     STATEMENT_DOMAIN,
     STATEMENT_FIELDS,
     TIME_PATTERN,
@@ -90,7 +91,7 @@ def prepare(data: bytes) -> Ready | None:
         and type(key_id) is str
         and type(issued) is str
         and type(sig) is str
-        and len(kind) <= 64
+        and len(kind) <= MAX_KIND_CHARS
         and _FIELDS.fullmatch(f"{prev} {integrated} {kind} {key_id} {issued} {sig}")
     ):
         return None
