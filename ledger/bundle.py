@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.errors import BundleError
 from ledger.statement import HEX64, utc_now
-from ledger.store import LedgerStore
+from ledger.store import LedgerStore, StoreSlice, reopenable_url
 from ledger.verifier import CheckpointRecord, EntryRecord, Record
 
 FORMAT = "ocop-trace-bundle/1"
@@ -40,24 +40,42 @@ class BundleHeader:
         }
 
 
-def store_records(
-    store: LedgerStore, size: int | None = None
-) -> Iterator[EntryRecord | CheckpointRecord]:
-    """The store's entries and checkpoints merged in bundle order, up to `size` entries."""
-    checkpoints = store.checkpoints()
-    pending = next(checkpoints, None)
-    count = 0
-    for index, data in store.entries():
-        if size is not None and index >= size:
+SLICE_ENTRIES = 2048
+
+
+def store_records(store: LedgerStore, size: int | None = None) -> Iterator[Record]:
+    """The store's entries and checkpoints in bundle order, up to `size` entries (default:
+    the head's size when the first record is asked for).
+
+    Entries come as slices of index ranges that the verifier's workers read from the
+    database themselves; a slice ends where a checkpoint's size falls, and the checkpoint
+    follows it. SQLite in memory cannot be opened by another process, so its entries are
+    read here and forwarded.
+    """
+    size = store.size() if size is None else size
+    url = reopenable_url(store.engine)
+    start = 0
+    for cp_size, note in store.checkpoints():
+        if cp_size > size:
             break
-        while pending is not None and pending[0] <= index:
-            yield CheckpointRecord(pending[1])
-            pending = next(checkpoints, None)
-        yield EntryRecord(index, data)
-        count = index + 1
-    while pending is not None and (size is None or pending[0] <= count):
-        yield CheckpointRecord(pending[1])
-        pending = next(checkpoints, None)
+        yield from _entry_slices(store, url, start, cp_size)
+        start = max(start, cp_size)
+        yield CheckpointRecord(note)
+    yield from _entry_slices(store, url, start, size)
+
+
+def _entry_slices(
+    store: LedgerStore, url: str | None, start: int, stop: int
+) -> Iterator[StoreSlice | EntryRecord]:
+    for first in range(start, stop, SLICE_ENTRIES):
+        last = min(stop, first + SLICE_ENTRIES)
+        if url is not None:
+            yield StoreSlice(url, first, last)
+        else:
+            for index, data in store.entries(first, last - first):
+                if index >= last:
+                    break
+                yield EntryRecord(index, data)
 
 
 def export_bundle(store: LedgerStore, out: Path) -> int:
@@ -70,11 +88,13 @@ def export_bundle(store: LedgerStore, out: Path) -> int:
         with os.fdopen(fd, "wb") as handle:
             handle.write(json.dumps(header.to_json(), sort_keys=True).encode() + b"\n")
             for record in store_records(store, size):
-                if isinstance(record, EntryRecord):
-                    handle.write(record.data + b"\n")
-                else:
+                if isinstance(record, CheckpointRecord):
                     line = json.dumps({"checkpoint": record.note}, ensure_ascii=False)
                     handle.write(line.encode("utf-8") + b"\n")
+                elif isinstance(record, EntryRecord):
+                    handle.write(record.data + b"\n")
+                else:
+                    handle.writelines(data + b"\n" for _, data in record.load())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, out)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -76,6 +77,55 @@ def open_engine(url: str) -> Engine:
             expected="sqlite:///FILE or postgresql://USER@HOST/DB",
             found=url.split("@")[-1],  # never echo a password
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSlice:
+    """Entries [start, stop) of a ledger database, read by the worker process that checks
+    them, so the main process neither reads nor forwards them. Picklable: it holds the
+    database URL (password included, never shown: repr hides it) and the range."""
+
+    url: str = field(repr=False)
+    start: int
+    stop: int
+
+    def load(self) -> list[tuple[int, bytes]]:
+        with _engine_of_this_process(self.url).connect() as conn:
+            rows = conn.execute(
+                select(ENTRY.c.idx, ENTRY.c.data)
+                .where(ENTRY.c.idx >= self.start, ENTRY.c.idx < self.stop)
+                .order_by(ENTRY.c.idx)
+            )
+            return [(int(index), _as_bytes(data)) for index, data in rows]
+
+
+def _as_bytes(data: object) -> bytes:
+    # SQLite keeps whatever type was written: a row edited to TEXT behind the ledger's back
+    # must be judged as the bytes it now holds, not crash the worker.
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogateescape")
+    return bytes(data) if isinstance(data, bytes | bytearray | memoryview) else str(data).encode()
+
+
+_ENGINES: dict[tuple[int, str], Engine] = {}
+
+
+def _engine_of_this_process(url: str) -> Engine:
+    # One engine per process and URL, kept for the process's life. Keyed by pid too: a
+    # worker forked from a process that had one must not share its pooled connections.
+    key = (os.getpid(), url)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = open_engine(url)
+    return engine
+
+
+def reopenable_url(engine: Engine) -> str | None:
+    """The URL another process can open to reach the same database; None for SQLite in
+    memory, which only this connection pool can see."""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return None
+    return engine.url.render_as_string(hide_password=False)
 
 
 def _configure_sqlite(engine: Engine) -> None:
