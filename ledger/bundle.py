@@ -245,6 +245,14 @@ def read_records(path: Path) -> Iterator[Record]:
                     )
                 pending = len(data)
                 continue
+            # Lines after the first lie inside the block just read, so only the first (which
+            # holds the unfinished line carried over) can be longer than a block.
+            if data.find(b"\n") >= MAX_LINE_BYTES:
+                raise BundleError(
+                    f"{path}:{line}: line too long",
+                    expected=f"at most {MAX_LINE_BYTES} bytes",
+                    found=data.find(b"\n") + 1,
+                )
             for item in _split(path, data, cut, offset, position, line):
                 yield item
                 if isinstance(item, BundleSlice):
