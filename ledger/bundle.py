@@ -109,12 +109,14 @@ def read_header(path: Path) -> BundleHeader:
         with path.open("rb") as handle:
             first = handle.readline(MAX_LINE_BYTES + 1)
     except OSError as exc:
-        raise BundleError(
-            f"{path}: cannot read bundle: {exc.strerror}",
-            expected="a readable file",
-            found=str(path),
-        ) from None
+        raise _unreadable(path, "bundle", exc) from None
     return _parse_header(path, first)
+
+
+def _unreadable(path: Path, what: str, exc: OSError) -> BundleError:
+    return BundleError(
+        f"{path}: cannot read {what}: {exc.strerror}", expected="a readable file", found=str(path)
+    )
 
 
 def _parse_header(path: Path, line: bytes) -> BundleHeader:
@@ -173,11 +175,7 @@ def read_checkpoint_file(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise BundleError(
-            f"{path}: cannot read checkpoint: {exc.strerror}",
-            expected="a readable file",
-            found=str(path),
-        ) from None
+        raise _unreadable(path, "checkpoint", exc) from None
     return data.decode("utf-8", "surrogateescape")
 
 
@@ -215,11 +213,7 @@ def read_records(path: Path) -> Iterator[Record]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise BundleError(
-            f"{path}: cannot read bundle: {exc.strerror}",
-            expected="a readable file",
-            found=str(path),
-        ) from None
+        raise _unreadable(path, "bundle", exc) from None
     with handle:
         _parse_header(path, handle.readline(MAX_LINE_BYTES + 1))
         offset, position, line = handle.tell(), 0, 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -396,8 +395,8 @@ class LedgerStore:
         )
         now = utc_now()
         receipts: list[Receipt] = []
-        entry_rows: list[dict[str, Any]] = []
-        node_rows: list[dict[str, Any]] = []
+        entry_rows: list[tuple[int, bytes, bytes, str, str, str, bytes]] = []
+        node_rows: list[tuple[int, int, bytes]] = []
         changed: dict[str, KeyGrant] = {}
         appended: list[tuple[int, Statement, KeyGrant | None]] = []
         for statement, data, stmt_hash in zip(statements, canon, stmt_hashes, strict=True):
@@ -411,26 +410,16 @@ class LedgerStore:
             appended.append((index, statement, registry.grants.get(statement.key_id)))
             entry = entry_bytes(index, prev_hash, now, data)
             entry_hash = hashlib.sha256(entry).digest()
-            for level, node_index, node in frontier.append_with_nodes(merkle.leaf_hash(entry)):
-                node_rows.append({"level": level, "idx": node_index, "hash": node})
+            node_rows += frontier.append_with_nodes(merkle.leaf_hash(entry))
             entry_rows.append(
-                {
-                    "idx": index,
-                    "entry_hash": entry_hash,
-                    "statement_hash": stmt_hash,
-                    "kind": statement.kind,
-                    "key_id": statement.key_id,
-                    "integrated_at": now,
-                    "data": entry,
-                }
+                (index, entry_hash, stmt_hash, statement.kind, statement.key_id, now, entry)
             )
-            receipt = Receipt(index, entry_hash.hex(), stmt_hash.hex(), now)
-            receipts.append(receipt)
-            existing[stmt_hash] = dataclasses.replace(receipt, duplicate=True)
             prev_hash = entry_hash.hex()
+            receipts.append(Receipt(index, prev_hash, stmt_hash.hex(), now))
+            existing[stmt_hash] = Receipt(index, prev_hash, stmt_hash.hex(), now, duplicate=True)
         if entry_rows:
-            conn.execute(insert(ENTRY), entry_rows)
-            conn.execute(insert(NODE), node_rows)
+            _insert_rows(conn, ENTRY, entry_rows)
+            _insert_rows(conn, NODE, node_rows)
             self._save_grants(conn, changed)
             if self.on_append is not None:
                 self.on_append(conn, appended)
@@ -540,6 +529,19 @@ def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
         )
         for r in conn.execute(query)
     ]
+
+
+def _insert_rows(conn: Connection, table: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT many rows of plain values (ints, str, bytes) in the table's column order.
+
+    The append hot path: SQLAlchemy's per-row parameter processing cost more than the
+    database's own work, so the driver gets the rows as they are. Table and column names
+    are ours; values travel as parameters.
+    """
+    columns = ", ".join(column.name for column in table.columns)
+    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(table.columns))
+    sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _insert_ignore(conn: Connection, table: Any) -> Any:
