@@ -400,7 +400,9 @@ def verify(
     """Check every record; stop at the first failure. Memory stays constant in ledger size.
 
     `expected_size` is the entry count the source claims (bundle header, head row);
-    `origin`, when given, is the only checkpoint origin accepted.
+    `origin`, when given, is the only checkpoint origin accepted. A report is a verdict;
+    where there is none, a LedgerError is raised instead: BundleError for a file that is
+    not a bundle (whatever else is wrong with it), VerifierError for an internal error.
     """
     started = time.perf_counter()
     workers = os.cpu_count() or 1 if workers is None else max(1, workers)
