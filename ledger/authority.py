@@ -7,18 +7,29 @@ sign `key.registered` can hand out only what its own registration lets it delega
 (`may_grant`), both as kinds and as further grants, so authority never grows by
 delegation. A council key can thus register producer keys for
 batch statements without being able to sign batches itself. A key is revoked by the root
-key or by the key that registered it; revocation takes effect from the next entry on.
+key or by the key that registered it; revocation takes effect from the next entry on. A
+checkpoint of size N counts only when signed by a `ledger` key valid at N
+(`checkpoint_verifiers`, `open_checkpoint_note`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.errors import AuthorityError, EncodingError
-from ledger.statement import HEX64, KIND_PATTERN, Statement
+from ledger.note import (
+    Checkpoint,
+    NoteVerifier,
+    note_key_id,
+    note_text,
+    open_note,
+    parse_checkpoint,
+)
+from ledger.statement import HEX64, Statement, is_kind
 
 KEY_REGISTERED = "key.registered"
 KEY_REVOKED = "key.revoked"
@@ -69,18 +80,14 @@ def grant_from_registration(statement: Statement, index: int) -> KeyGrant:
             expected="key name",
             found=name,
         )
-    if type(kinds) is not list or not all(
-        type(k) is str and KIND_PATTERN.fullmatch(k) for k in kinds
-    ):
+    if type(kinds) is not list or not all(is_kind(k) for k in kinds):
         raise EncodingError(
             "key.registered: kinds must be a list of statement kinds",
             index=index,
             expected="list of kinds",
             found=kinds,
         )
-    if type(may_grant) is not list or not all(
-        type(k) is str and KIND_PATTERN.fullmatch(k) for k in may_grant
-    ):
+    if type(may_grant) is not list or not all(is_kind(k) for k in may_grant):
         raise EncodingError(
             "key.registered: may_grant must be a list of statement kinds",
             index=index,
@@ -203,6 +210,30 @@ class KeyRegistry:
         self.check(statement, index)
         return self.apply(statement, index)
 
-    def ledger_keys(self) -> list[KeyGrant]:
-        """Keys registered with the `ledger` role: the ones that may sign checkpoints."""
-        return [g for g in self.grants.values() if g.role == "ledger"]
+
+def checkpoint_verifiers(grants: Iterable[KeyGrant], size: int) -> list[NoteVerifier]:
+    """The note verifiers of the ledger keys valid for a checkpoint of `size` entries.
+
+    A key counts when its registration lies inside the checkpointed tree (index < size) and
+    it was not revoked there (no revocation at an index < size): a checkpoint signed before
+    its key was revoked stays valid, one signed after does not.
+    """
+    return [
+        NoteVerifier(g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id))
+        for g in grants
+        if g.role == "ledger"
+        and g.registered_index < size
+        and (g.revoked_index is None or g.revoked_index >= size)
+    ]
+
+
+def open_checkpoint_note(note: str, grants: Iterable[KeyGrant]) -> Checkpoint:
+    """The checkpoint in `note`, once signed by a ledger key valid at its size.
+
+    `grants` is the registry (every key, revoked ones included, e.g. LedgerStore.grants());
+    raises a LedgerError (NoteError, or KeyFormatError for two valid keys whose note ids
+    collide) when the note is malformed, has no signature by such a key, or has a bad one.
+    """
+    cp = parse_checkpoint(note_text(note))
+    open_note(note, checkpoint_verifiers(grants, cp.size))
+    return cp

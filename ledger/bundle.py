@@ -6,20 +6,16 @@ order; a checkpoint line `{"checkpoint":NOTE}` follows the entry that completes 
 
 from __future__ import annotations
 
+import codecs
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledger.errors import BundleError
 from ledger.statement import HEX64, utc_now
-from ledger.verifier import CheckpointRecord, EntryRecord, Record
-
-if TYPE_CHECKING:  # reading a bundle needs no database library
-    from ledger.store import LedgerStore
+from ledger.verifier import CheckpointRecord, Record
 
 FORMAT = "ocop-trace-bundle/1"
 MAX_LINE_BYTES = 1 << 20
@@ -41,61 +37,19 @@ class BundleHeader:
         }
 
 
-def store_records(
-    store: LedgerStore, size: int | None = None
-) -> Iterator[EntryRecord | CheckpointRecord]:
-    """The store's entries and checkpoints merged in bundle order, up to `size` entries."""
-    checkpoints = store.checkpoints()
-    pending = next(checkpoints, None)
-    count = 0
-    for index, data in store.entries():
-        if size is not None and index >= size:
-            break
-        while pending is not None and pending[0] <= index:
-            yield CheckpointRecord(pending[1])
-            pending = next(checkpoints, None)
-        yield EntryRecord(index, data)
-        count = index + 1
-    while pending is not None and (size is None or pending[0] <= count):
-        yield CheckpointRecord(pending[1])
-        pending = next(checkpoints, None)
-
-
-def export_bundle(store: LedgerStore, out: Path) -> int:
-    """Write the ledger to `out` atomically; returns the number of entries written."""
-    size = store.size()
-    header = BundleHeader(store.origin, store.root_key_id, size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(header.to_json(), sort_keys=True).encode() + b"\n")
-            for record in store_records(store, size):
-                if isinstance(record, EntryRecord):
-                    handle.write(record.data + b"\n")
-                else:
-                    line = json.dumps({"checkpoint": record.note}, ensure_ascii=False)
-                    handle.write(line.encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, out)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return size
-
-
 def read_header(path: Path) -> BundleHeader:
     try:
         with path.open("rb") as handle:
             first = handle.readline(MAX_LINE_BYTES + 1)
     except OSError as exc:
-        raise BundleError(
-            f"{path}: cannot read bundle: {exc.strerror}",
-            expected="a readable file",
-            found=str(path),
-        ) from None
+        raise _unreadable(path, "bundle", exc) from None
     return _parse_header(path, first)
+
+
+def _unreadable(path: Path, what: str, exc: OSError) -> BundleError:
+    return BundleError(
+        f"{path}: cannot read {what}: {exc.strerror}", expected="a readable file", found=str(path)
+    )
 
 
 def _parse_header(path: Path, line: bytes) -> BundleHeader:
@@ -106,9 +60,16 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
             expected=f"one line of at most {MAX_LINE_BYTES} bytes",
             found=len(line),
         )
+    if line.startswith(codecs.BOM_UTF8):
+        raise BundleError(
+            f"{where}: the header starts with a byte-order mark",
+            expected="'{' as the first byte",
+            found="EF BB BF",
+        )
     try:
-        value = json.loads(line)
-    except ValueError:
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        value = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         raise BundleError(
             f"{where}: the first line is not a bundle header",
             expected=f'{{"format":"{FORMAT}",…}}',
@@ -138,6 +99,19 @@ def _parse_header(path: Path, line: bytes) -> BundleHeader:
     return BundleHeader(origin, root, size)
 
 
+def read_checkpoint_file(path: Path) -> str:
+    """A saved checkpoint note (`--trusted-checkpoint`), exactly as its bytes say.
+
+    No newline translation: a CRLF file is not the note that was signed. Bytes that are not
+    UTF-8 become lone surrogates, which the verifier refuses as `checkpoint_malformed`.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, "checkpoint", exc) from None
+    return data.decode("utf-8", "surrogateescape")
+
+
 BLOCK_BYTES = 1 << 20
 _CHECKPOINT_LINE = b'\n{"checkpoint":'
 _ENTRY_START = b'{"index":'
@@ -159,18 +133,7 @@ class BundleSlice:
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
             chunk = handle.read(self.length)
-        lines = chunk.split(b"\n")[:-1]
-        # Every line starts an entry when the count of entry starts says so; only otherwise
-        # is each line looked at, to name the first that does not.
-        if not chunk.startswith(_ENTRY_START) or chunk.count(_ENTRY_LINE) != len(lines) - 1:
-            for number, line in enumerate(lines, start=self.first_line):
-                if not line.startswith(_ENTRY_START):
-                    raise BundleError(
-                        f"{self.path}:{number}: neither an entry nor a checkpoint",
-                        expected='{"index":… or {"checkpoint":…',
-                        found=line[:40],
-                    )
-        return list(enumerate(lines, start=self.first_position))
+        return list(enumerate(chunk.split(b"\n")[:-1], start=self.first_position))
 
 
 def read_records(path: Path) -> Iterator[Record]:
@@ -183,11 +146,7 @@ def read_records(path: Path) -> Iterator[Record]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise BundleError(
-            f"{path}: cannot read bundle: {exc.strerror}",
-            expected="a readable file",
-            found=str(path),
-        ) from None
+        raise _unreadable(path, "bundle", exc) from None
     with handle:
         _parse_header(path, handle.readline(MAX_LINE_BYTES + 1))
         offset, position, line = handle.tell(), 0, 2
@@ -213,6 +172,14 @@ def read_records(path: Path) -> Iterator[Record]:
                     )
                 pending = len(data)
                 continue
+            # Lines after the first lie inside the block just read, so only the first (which
+            # holds the unfinished line carried over) can be longer than a block.
+            if data.find(b"\n") >= MAX_LINE_BYTES:
+                raise BundleError(
+                    f"{path}:{line}: line too long",
+                    expected=f"at most {MAX_LINE_BYTES} bytes",
+                    found=data.find(b"\n") + 1,
+                )
             for item in _split(path, data, cut, offset, position, line):
                 yield item
                 if isinstance(item, BundleSlice):
@@ -239,16 +206,35 @@ def _split(
         found = data.find(_CHECKPOINT_LINE, start, end)
         stop = end if found < 0 else found + 1
         count = data.count(b"\n", start, stop)
+        # Every line of the run starts an entry when the count of entry starts says so;
+        # only otherwise is each line looked at, to name the first that does not.
+        if not data.startswith(_ENTRY_START, start) or (
+            data.count(_ENTRY_LINE, start, stop) != count - 1
+        ):
+            _refuse_line(path, data[start:stop], line)
         yield BundleSlice(str(path), offset + start, stop - start, position, line, count)
         start, position, line = stop, position + count, line + count
 
 
+def _refuse_line(path: Path, run: bytes, first_line: int) -> None:
+    for number, text in enumerate(run.split(b"\n")[:-1], start=first_line):
+        if not text.startswith(_ENTRY_START):
+            raise BundleError(
+                f"{path}:{number}: neither an entry nor a checkpoint",
+                expected='{"index":… or {"checkpoint":…',
+                found=text[:40],
+            )
+
+
 def _checkpoint_note(where: str, body: bytes) -> str:
     try:
-        value = json.loads(body)
-    except ValueError:
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        value = json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         raise BundleError(
-            f"{where}: checkpoint line is not JSON", expected="JSON object", found=body[:60]
+            f"{where}: checkpoint line is not JSON in UTF-8",
+            expected="JSON object",
+            found=body[:60],
         ) from None
     note = value.get("checkpoint") if type(value) is dict else None
     if type(note) is not str or len(value) != 1:

@@ -6,14 +6,12 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
-from ledger.cosign_tables import LedgerCosignatureRow
 from ledger.cosignature import CosignerKey
 from ledger.note import split_note
 from ledger.policy import Policy, QuorumResult, check_quorum
 from ledger.statement import utc_now
-from ledger.store import CHECKPOINT, LedgerStore
+from ledger.store import CHECKPOINT, COSIGNATURE, LedgerStore
 
-COSIGNATURE = LedgerCosignatureRow.__table__  # type: ignore[attr-defined]
 MAX_SIGNATURE_LINES = 100  # what ledger.note accepts in one note
 # How many of the newest cosigned checkpoints to try when looking for one with a quorum.
 QUORUM_SEARCH = 32

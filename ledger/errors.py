@@ -11,7 +11,8 @@ LedgerError
 │   └── InvalidNoteSignatureError
 ├── AuthorityError         a key signed a kind of statement it has no authority for
 ├── AppendError            the store refused an append (conflict, wrong chain state)
-└── BundleError            an exported bundle file is malformed (names file, line, field)
+├── BundleError            an exported bundle file is malformed (names file, line, field)
+└── VerifierError          the verifier itself failed (a bug, a dead worker): never a verdict
 """
 
 from __future__ import annotations
@@ -90,3 +91,7 @@ class AppendError(LedgerError):
 
 class BundleError(LedgerError):
     reason = "bundle"
+
+
+class VerifierError(LedgerError):
+    reason = "internal"

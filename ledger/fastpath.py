@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import keys
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED
@@ -20,6 +18,7 @@ from ledger.statement import (
     ENTRY_FIELDS,
     HEX64,
     KIND_PATTERN,
+    MAX_KIND_CHARS,
     STATEMENT_DOMAIN,
     STATEMENT_FIELDS,
     TIME_PATTERN,
@@ -30,7 +29,7 @@ from ledger.statement import (
 # registration or revocation.
 Facts = tuple[int, str, str, bytes, str, str, dict[str, Any] | None]
 # What the signature pass needs: the facts to report, then key, signature and message.
-Ready = tuple[Facts, Ed25519PublicKey, bytes, bytes]
+Ready = tuple[Facts, bytes, bytes, bytes]
 
 _ENTRY_KEYS = frozenset(ENTRY_FIELDS)
 _STATEMENT_KEYS = frozenset(STATEMENT_FIELDS)
@@ -54,7 +53,7 @@ _FIELDS = re.compile(
 _SIG_TAIL = 8 + 88 + 2 + 1
 _STATEMENT_AT = b',"statement":'
 _ROOT_KINDS = (KEY_REGISTERED, KEY_REVOKED)
-_KEYS: dict[str, tuple[str, Ed25519PublicKey]] = {}
+_KEYS: dict[str, tuple[str, bytes]] = {}
 _KINDS: dict[str, str] = {}
 _sha256 = hashlib.sha256
 _fromisoformat = datetime.fromisoformat
@@ -90,7 +89,7 @@ def prepare(data: bytes) -> Ready | None:
         and type(key_id) is str
         and type(issued) is str
         and type(sig) is str
-        and len(kind) <= 64
+        and len(kind) <= MAX_KIND_CHARS
         and _FIELDS.fullmatch(f"{prev} {integrated} {kind} {key_id} {issued} {sig}")
     ):
         return None
@@ -125,9 +124,9 @@ def prepare(data: bytes) -> Ready | None:
 _CACHED = 4096
 
 
-def _load_key(key_id: str) -> tuple[str, Ed25519PublicKey] | None:
+def _load_key(key_id: str) -> tuple[str, bytes] | None:
     try:
-        known = key_id, keys.public_key(keys.public_key_from_id(key_id))
+        known = key_id, keys.public_key_from_id(key_id)
     except (LedgerError, ValueError):
         return None
     if len(_KEYS) < _CACHED:
@@ -144,8 +143,4 @@ def _share(kind: str) -> str:
 def signed(ready: Ready) -> bool:
     """True when the prepared entry's signature verifies."""
     _, public, signature, message = ready
-    try:
-        public.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
+    return keys.verify_signature(public, signature, message)

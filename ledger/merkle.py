@@ -95,8 +95,12 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def _complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
-    """The stored complete subtrees covering [start, end), left to right, each as large as fits."""
+def complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
+    """The stored complete subtrees covering [start, end), left to right, each as large as fits.
+
+    From 0 this is the tree's frontier: one subtree per set bit of `end`, largest first, the
+    nodes a root or a CompactRange of that size is built from.
+    """
     nodes = []
     while start < end:
         level = (end - start).bit_length() - 1
@@ -132,7 +136,7 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
 def subtree_root(start: int, end: int, get_node: GetNode) -> bytes:
     """MTH of leaves [start, end), from the complete subtrees of its binary decomposition."""
     _check_subtree(start, end)
-    return _fold([get_node(level, index) for level, index in _complete_nodes(start, end)])
+    return _fold([get_node(level, index) for level, index in complete_nodes(start, end)])
 
 
 def root_at(size: int, get_node: GetNode) -> bytes:
@@ -179,11 +183,11 @@ def _consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 
 def nodes_needed_for_inclusion(index: int, size: int) -> list[tuple[int, int]]:
-    return [node for r in _inclusion_ranges(index, size) for node in _complete_nodes(*r)]
+    return [node for r in _inclusion_ranges(index, size) for node in complete_nodes(*r)]
 
 
 def nodes_needed_for_consistency(size1: int, size2: int) -> list[tuple[int, int]]:
-    return [node for r in _consistency_ranges(size1, size2) for node in _complete_nodes(*r)]
+    return [node for r in _consistency_ranges(size1, size2) for node in complete_nodes(*r)]
 
 
 def inclusion_proof(index: int, size: int, get_node: GetNode) -> list[bytes]:
@@ -284,7 +288,7 @@ class CompactRange:
         if size < 0:
             raise ProofError("negative tree size", expected="size >= 0", found=size)
         compact = cls()
-        compact._frontier = [get_node(level, index) for level, index in _complete_nodes(0, size)]
+        compact._frontier = [get_node(level, index) for level, index in complete_nodes(0, size)]
         compact._size = size
         return compact
 

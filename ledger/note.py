@@ -28,7 +28,10 @@ _MAX_SIGNATURES = 100
 # ASCII controls other than newline (DEL included) are forbidden by the spec; lone
 # surrogates can only come from a str and could not be encoded as UTF-8.
 _FORBIDDEN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\ud800-\udfff]")
-_BAD_NAME_CHAR = re.compile(r"[\s+\x00-\x1f\x7f\ud800-\udfff]")
+# The characters with the Unicode White_Space property (those of Go's unicode.IsSpace),
+# spelled out so that the set is this list, not whatever one Python's Unicode tables say.
+WHITE_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_BAD_NAME_CHAR = re.compile(f"[{WHITE_SPACE}+\x00-\x1f\x7f\ud800-\udfff]")
 _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")  # [0-9]: \d also matches non-ASCII digits
 
@@ -243,6 +246,16 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> OpenedNot
         sigs = [f"{n}+{k:08x}" for n, k in unverified]
         raise UnverifiedNoteError("no signature by a known key", expected=keys, found=sigs)
     return OpenedNote(text, verified, unverified)
+
+
+def note_text(note: str) -> str:
+    """The text of a signed note, up to and including the LF before its last blank line."""
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise MalformedNoteError(
+            "note has no blank line before its signatures", expected="\\n\\n", found="none"
+        )
+    return note[: cut + 1]
 
 
 def parse_signature_line(line: str, number: int = 1) -> tuple[str, int, bytes]:

@@ -23,6 +23,7 @@ GENESIS_PREV_HASH = "0" * 64
 MAX_STATEMENT_BYTES = MAX_CANONICAL_BYTES - 1024
 
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+MAX_KIND_CHARS = 64
 # [0-9], not \d: \d also matches other scripts' digits.
 TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -49,6 +50,14 @@ def check_timestamp(value: object, field: str) -> str:
             f"{field} is not a real date", expected="a calendar date", found=value
         ) from None
     return value
+
+
+def is_kind(value: object) -> bool:
+    """A statement kind: a dotted lower-case name of at most 64 characters. The same rule
+    holds wherever a kind is written: a statement's `kind`, a key's `kinds` and `may_grant`."""
+    return (
+        type(value) is str and len(value) <= MAX_KIND_CHARS and bool(KIND_PATTERN.fullmatch(value))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +152,7 @@ def _check_shape(value: Any, *, require_sig: bool = True) -> None:
             found=",".join(fields),
         )
     kind = value["kind"]
-    if type(kind) is not str or len(kind) > 64 or not KIND_PATTERN.fullmatch(kind):
+    if not is_kind(kind):
         raise EncodingError(
             "statement kind is malformed", expected="dotted lower-case name", found=kind
         )

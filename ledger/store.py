@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 
 from ledger import merkle
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant, KeyRegistry
+from ledger.cosign_tables import LedgerCosignatureRow
 from ledger.errors import AppendError, LedgerError, ProofError
 from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
 from ledger.statement import (
@@ -50,7 +51,9 @@ NODE = LedgerNodeRow.__table__  # type: ignore[attr-defined]
 CHECKPOINT = LedgerCheckpointRow.__table__  # type: ignore[attr-defined]
 KEY = LedgerKeyRow.__table__  # type: ignore[attr-defined]
 HEAD = LedgerHeadRow.__table__  # type: ignore[attr-defined]
-LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD]
+# The witnesses' cosignatures live beside the checkpoints they sign (ledger.cosign_store).
+COSIGNATURE = LedgerCosignatureRow.__table__  # type: ignore[attr-defined]
+LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD, COSIGNATURE]
 
 
 def open_engine(url: str) -> Engine:
@@ -76,6 +79,55 @@ def open_engine(url: str) -> Engine:
             expected="sqlite:///FILE or postgresql://USER@HOST/DB",
             found=url.split("@")[-1],  # never echo a password
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSlice:
+    """Entries [start, stop) of a ledger database, read by the worker process that checks
+    them, so the main process neither reads nor forwards them. Picklable: it holds the
+    database URL (password included, never shown: repr hides it) and the range."""
+
+    url: str = field(repr=False)
+    start: int
+    stop: int
+
+    def load(self) -> list[tuple[int, bytes]]:
+        with _engine_of_this_process(self.url).connect() as conn:
+            rows = conn.execute(
+                select(ENTRY.c.idx, ENTRY.c.data)
+                .where(ENTRY.c.idx >= self.start, ENTRY.c.idx < self.stop)
+                .order_by(ENTRY.c.idx)
+            )
+            return [(int(index), _as_bytes(data)) for index, data in rows]
+
+
+def _as_bytes(data: object) -> bytes:
+    # SQLite keeps whatever type was written: a row edited to TEXT behind the ledger's back
+    # must be judged as the bytes it now holds, not crash the worker.
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogateescape")
+    return bytes(data) if isinstance(data, bytes | bytearray | memoryview) else str(data).encode()
+
+
+_ENGINES: dict[tuple[int, str], Engine] = {}
+
+
+def _engine_of_this_process(url: str) -> Engine:
+    # One engine per process and URL, kept for the process's life. Keyed by pid too: a
+    # worker forked from a process that had one must not share its pooled connections.
+    key = (os.getpid(), url)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = open_engine(url)
+    return engine
+
+
+def reopenable_url(engine: Engine) -> str | None:
+    """The URL another process can open to reach the same database; None for SQLite in
+    memory, which only this connection pool can see."""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return None
+    return engine.url.render_as_string(hide_password=False)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -126,16 +178,6 @@ class Receipt:
     statement_hash: str
     integrated_at: str
     duplicate: bool = False
-
-
-def frontier_nodes(size: int) -> list[tuple[int, int]]:
-    """The stored complete subtrees whose union is leaves [0, size), largest first."""
-    nodes, start = [], 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            nodes.append((level, start >> level))
-            start += 1 << level
-    return nodes
 
 
 class LedgerStore:
@@ -326,7 +368,7 @@ class LedgerStore:
     def root(self, size: int | None = None) -> bytes:
         with self.engine.connect() as conn:
             size = self._size_in(conn) if size is None else size
-            return merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+            return merkle.root_at(size, self._node_getter(conn, merkle.complete_nodes(0, size)))
 
     def inclusion_proof(
         self, index: int, size: int | None = None, conn: Connection | None = None
@@ -442,12 +484,12 @@ class LedgerStore:
         }
         registry = KeyRegistry(self.root_key_id, self._grants_for(conn, statements))
         frontier = merkle.CompactRange.from_store(
-            size, self._node_getter(conn, frontier_nodes(size))
+            size, self._node_getter(conn, merkle.complete_nodes(0, size))
         )
         now = utc_now()
         receipts: list[Receipt] = []
-        entry_rows: list[dict[str, Any]] = []
-        node_rows: list[dict[str, Any]] = []
+        entry_rows: list[tuple[int, bytes, bytes, str, str, str, bytes, str | None]] = []
+        node_rows: list[tuple[int, int, bytes]] = []
         changed: dict[str, KeyGrant] = {}
         appended: list[tuple[int, Statement, KeyGrant | None]] = []
         positions: dict[int, int] = {}
@@ -469,27 +511,26 @@ class LedgerStore:
             appended.append((index, statement, registry.grants.get(statement.key_id)))
             entry = entry_bytes(index, prev_hash, now, data)
             entry_hash = hashlib.sha256(entry).digest()
-            for level, node_index, node in frontier.append_with_nodes(merkle.leaf_hash(entry)):
-                node_rows.append({"level": level, "idx": node_index, "hash": node})
+            node_rows += frontier.append_with_nodes(merkle.leaf_hash(entry))
             entry_rows.append(
-                {
-                    "idx": index,
-                    "entry_hash": entry_hash,
-                    "statement_hash": stmt_hash,
-                    "kind": statement.kind,
-                    "key_id": statement.key_id,
-                    "integrated_at": now,
-                    "data": entry,
-                    "subject": self.subject_of(statement) if self.subject_of else None,
-                }
+                # In the table's column order (ledger.tables.LedgerEntryRow).
+                (
+                    index,
+                    entry_hash,
+                    stmt_hash,
+                    statement.kind,
+                    statement.key_id,
+                    now,
+                    entry,
+                    self.subject_of(statement) if self.subject_of else None,
+                )
             )
-            receipt = Receipt(index, entry_hash.hex(), stmt_hash.hex(), now)
-            receipts.append(receipt)
-            existing[stmt_hash] = dataclasses.replace(receipt, duplicate=True)
             prev_hash = entry_hash.hex()
+            receipts.append(Receipt(index, prev_hash, stmt_hash.hex(), now))
+            existing[stmt_hash] = Receipt(index, prev_hash, stmt_hash.hex(), now, duplicate=True)
         if entry_rows:
-            conn.execute(insert(ENTRY), entry_rows)
-            conn.execute(insert(NODE), node_rows)
+            _insert_rows(conn, ENTRY, entry_rows)
+            _insert_rows(conn, NODE, node_rows)
             self._save_grants(conn, changed)
             if self.on_append is not None:
                 try:
@@ -551,7 +592,7 @@ class LedgerStore:
             )
         with self.engine.connect() as conn:
             size = self._size_in(conn)
-            root = merkle.root_at(size, self._node_getter(conn, frontier_nodes(size)))
+            root = merkle.root_at(size, self._node_getter(conn, merkle.complete_nodes(0, size)))
         note = sign_note(format_checkpoint(Checkpoint(self.origin, size, root)), [self.signer])
         with self.engine.begin() as conn:
             conn.execute(
@@ -608,6 +649,19 @@ def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
         )
         for r in conn.execute(query)
     ]
+
+
+def _insert_rows(conn: Connection, table: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT many rows of plain values (ints, str, bytes) in the table's column order.
+
+    The append hot path: SQLAlchemy's per-row parameter processing cost more than the
+    database's own work, so the driver gets the rows as they are. Table and column names
+    are ours; values travel as parameters.
+    """
+    columns = ", ".join(column.name for column in table.columns)
+    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(table.columns))
+    sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _insert_ignore(conn: Connection, table: Any) -> Any:

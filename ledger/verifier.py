@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger import merkle
-from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry
-from ledger.errors import LedgerError, NoteError
+from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry, open_checkpoint_note
+from ledger.errors import LedgerError, NoteError, VerifierError
 from ledger.fastpath import Facts, prepare, signed
-from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_note, parse_checkpoint
+from ledger.note import Checkpoint, note_text, parse_checkpoint
 from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 1024
@@ -196,7 +196,8 @@ class _Walker:
             tree.append(leaf)
             self.prev_hash = entry_hash
             kinds[kind] += 1
-            if pending and pending[0][0].size == tree.size:
+            # Only == can hold here: a smaller one failed checkpoint_order when it was read.
+            if pending and pending[0][0].size <= tree.size:
                 self._settle()
 
     def _check_link(self, index: int, prev_hash: str) -> None:
@@ -293,7 +294,8 @@ class _Walker:
 
     def _parse(self, record: CheckpointRecord) -> Checkpoint:
         try:
-            cp = parse_checkpoint(_note_text(record.note))
+            record.note.encode("utf-8")  # a lone surrogate (a JSON escape) has no UTF-8 form
+            cp = parse_checkpoint(note_text(record.note))
         except (NoteError, ValueError) as exc:
             raise _Stop(
                 Failure(None, "checkpoint_malformed", f"{record.source} is not a checkpoint: {exc}")
@@ -311,16 +313,8 @@ class _Walker:
         return cp
 
     def _check_signature(self, cp: Checkpoint, record: CheckpointRecord) -> None:
-        verifiers = [
-            NoteVerifier(
-                g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id)
-            )
-            for g in self.registry.ledger_keys()
-            if g.registered_index < cp.size
-            and (g.revoked_index is None or g.revoked_index >= cp.size)
-        ]
         try:
-            open_note(record.note, verifiers)
+            open_checkpoint_note(record.note, self.registry.grants.values())
         except LedgerError as exc:  # a note error, or two ledger keys whose note ids collide
             raise _Stop(
                 Failure(
@@ -365,14 +359,6 @@ class _Walker:
             self.latest_checkpoint = max(self.latest_checkpoint or 0, cp.size)
 
 
-def _note_text(note: str) -> str:
-    """The text part of a signed note (up to its last blank line), for parsing."""
-    cut = note.rfind("\n\n")
-    if cut < 0:
-        raise ValueError("no blank line between text and signatures")
-    return note[: cut + 1]
-
-
 Work = list[tuple[int, bytes]] | CheckpointRecord | EntryBatch
 
 
@@ -414,23 +400,36 @@ def verify(
     """Check every record; stop at the first failure. Memory stays constant in ledger size.
 
     `expected_size` is the entry count the source claims (bundle header, head row);
-    `origin`, when given, is the only checkpoint origin accepted.
+    `origin`, when given, is the only checkpoint origin accepted. A report is a verdict;
+    where there is none, a LedgerError is raised instead: BundleError for a file that is
+    not a bundle (whatever else is wrong with it), VerifierError for an internal error.
     """
     started = time.perf_counter()
     workers = os.cpu_count() or 1 if workers is None else max(1, workers)
+    source = iter(records)
     walker: _Walker | None = None
-    failure: Failure | None = None
     try:
-        walker = _Walker(root_key_id, trusted_checkpoint, origin)
-        for results in _checked(records, walker, workers):
-            walker.entries(results)
-            if on_progress is not None:
-                on_progress(walker.tree.size)
-        walker.finish(expected_size)
-        if extra_checks is not None:
+        try:
+            walker = _Walker(root_key_id, trusted_checkpoint, origin)
+        except _Stop as stop:
+            failure: Failure | None = stop.failure
+        else:
+            failure = _walk(walker, source, workers, on_progress, expected_size)
+        if failure is not None:
+            # A file that is not a bundle gets no verdict, whatever else is wrong with it:
+            # the rest of its framing is read, and a BundleError raised where it breaks.
+            for _ in source:
+                pass
+        elif extra_checks is not None:
             failure = extra_checks()
-    except _Stop as stop:
-        failure = stop.failure
+    except LedgerError:
+        raise
+    except Exception as exc:
+        raise VerifierError(
+            "verification stopped by an internal error; this is not a verdict on the ledger",
+            expected="no internal error",
+            found=f"{type(exc).__name__}: {exc}",
+        ) from exc
     if walker is None:
         return Report(
             False, failure, 0, 0, merkle.EMPTY_ROOT.hex(), seconds=time.perf_counter() - started
@@ -448,6 +447,25 @@ def verify(
         latest_checkpoint=walker.latest_checkpoint,
         seconds=time.perf_counter() - started,
     )
+
+
+def _walk(
+    walker: _Walker,
+    source: Iterator[Record],
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+    expected_size: int | None,
+) -> Failure | None:
+    """The first failure of the records, or None when the ledger is valid."""
+    try:
+        for results in _checked(source, walker, workers):
+            walker.entries(results)
+            if on_progress is not None:
+                on_progress(walker.tree.size)
+        walker.finish(expected_size)
+    except _Stop as stop:
+        return stop.failure
+    return None
 
 
 def _checked(
@@ -473,7 +491,10 @@ def _checked(
                 in_flight.append(work)
             else:
                 in_flight.append(pool.submit(check_entries, work))
-            while len(in_flight) > workers * 4 or isinstance(in_flight[0], CheckpointRecord):
+            # A checkpoint at the head is queued at once; the queue may then be empty.
+            while in_flight and (
+                len(in_flight) > workers * 4 or isinstance(in_flight[0], CheckpointRecord)
+            ):
                 yield from _drain_one(in_flight, walker)
         while in_flight:
             yield from _drain_one(in_flight, walker)

@@ -105,3 +105,14 @@ def test_a_line_longer_than_the_limit_is_refused(
     path = write(tmp_path, [entry(0), entry(1, 400), entry(2)])
     with pytest.raises(BundleError, match=r"b\.jsonl:3: line too long"):
         flatten(path)
+
+
+def test_a_too_long_line_that_ends_in_a_later_block_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle, "BLOCK_BYTES", 100)
+    monkeypatch.setattr(bundle, "MAX_LINE_BYTES", 150)
+    fits = entry(1, 150 - len(entry(1)) - 1)  # 150 bytes with its LF
+    assert len(flatten(write(tmp_path, [entry(0), fits, entry(2)]))) == 3
+    with pytest.raises(BundleError, match=r"b\.jsonl:3: line too long"):
+        flatten(write(tmp_path, [entry(0), fits + b"y", entry(2)]))

@@ -138,6 +138,42 @@ def test_malformed_bundle_exits_2_naming_the_line(env: Path, content: str, messa
     assert message in " ".join(err.split())
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_checkpoint_before_every_entry_is_a_verdict_not_a_crash(env: Path, workers: str) -> None:
+    root = root_key(env)
+    invoke("checkpoint")
+    invoke("export", "--out", "ledger.jsonl")
+    header, *rest = (env / "ledger.jsonl").read_bytes().splitlines(keepends=True)
+    first = sorted(rest, key=lambda line: not line.startswith(b'{"checkpoint":'))
+    assert first[0].startswith(b'{"checkpoint":')
+    (env / "first.jsonl").write_bytes(header + b"".join(first))
+    (env / "reversed.jsonl").write_bytes(header + b"".join(reversed(rest)))
+    verify = ("verify", "--root-key", root, "--workers", workers, "--bundle")
+    code, out, err = invoke(*verify, "first.jsonl")
+    assert (code, err) == (0, ""), out + err
+    code, out, err = invoke(*verify, "reversed.jsonl")
+    assert (code, err) == (1, ""), out + err
+    assert "entry index breaks the sequence" in out
+
+
+def test_an_internal_error_exits_2_and_is_never_a_verdict(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = root_key(env)
+    invoke("export", "--out", "ledger.jsonl")
+
+    def broken(*_args: object) -> None:
+        raise IndexError("deque index out of range")
+
+    # Stands for any bug in the sequential half (the crash of issue 9 was one).
+    monkeypatch.setattr("ledger.verifier._Walker.entries", broken)
+    code, out, err = invoke("verify", "--bundle", "ledger.jsonl", "--root-key", root)
+    assert code == 2
+    assert "INVALID" not in out
+    assert "not a verdict" in err
+    assert "IndexError: deque index out of range" in " ".join(err.split())
+
+
 def test_usage_errors_exit_2(env: Path) -> None:
     assert invoke("verify", "--bundle", "missing.jsonl", "--root-key", "a" * 64)[0] == 2
     assert invoke("verify", "--bundle", "x", "--db", "sqlite:///x.db")[0] == 2

@@ -15,7 +15,7 @@ import pytest
 from conftest import LedgerKit
 
 from ledger import keys
-from ledger.bundle import store_records
+from ledger.bundle_export import store_records
 from ledger.statement import parse_entry
 from ledger.verifier import verify
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import rfc8785
 
-from ledger import canonical, errors, statement
+from ledger import authority, canonical, errors, keys, note, statement
 from ledger.store import LedgerStore, open_engine
 from ocop_trace.ledger_setup import init_ledger
 from ocop_trace.settings import Settings
@@ -166,3 +166,37 @@ def test_documented_limits_match_the_code(doc: str) -> None:
         assert f"{value:,}".replace(",", " ") in doc, value
     assert statement.MAX_STATEMENT_BYTES == canonical.MAX_CANONICAL_BYTES - 1024
     assert statement.STATEMENT_DOMAIN.hex() in doc
+
+
+def test_the_doc_names_no_machine_specific_path(doc: str) -> None:
+    assert "/work/" not in doc
+    assert not re.search(r"\bcd /", doc)
+
+
+def test_note_limits_and_white_space_match_the_code(doc: str) -> None:
+    section = doc[doc.index("### 5.2 Signed note") : doc.index("### 5.3")]
+    assert f"at most\n  {note._MAX_SIGNATURES} signature lines" in section
+    line = section[section.index("White space is exactly") :].split(". Other")[0]
+    listed: set[int] = set()
+    for first, last in re.findall(r"U\+([0-9A-F]{4})(?:–U\+([0-9A-F]{4}))?", line):
+        listed |= set(range(int(first, 16), int(last or first, 16) + 1))
+    in_code = {c for c in range(0x3001) if re.fullmatch(f"[{note.WHITE_SPACE}]", chr(c))}
+    assert listed == in_code, sorted(listed ^ in_code)
+
+
+def test_kind_limit_and_small_order_points_match_the_code(doc: str) -> None:
+    assert statement.MAX_KIND_CHARS == 64
+    assert "the pattern and at most 64 characters" in doc
+    policy = doc[doc.index("### 2.4") : doc.index("## 3.")]
+    for y in keys._SMALL_ORDER_Y:
+        # Written in full, or shortened to its first and last two bytes with an ellipsis.
+        assert y in policy or f"`{y[:4]}…{y[-4:]}`" in policy, y
+    assert "14 byte strings" in policy
+    assert len(keys.SMALL_ORDER) == 14
+
+
+def test_the_checkpoint_key_rule_is_named_where_the_code_has_it(doc: str) -> None:
+    section = doc[doc.index("### 5.3") : doc.index("## 6.")]
+    for name in ("checkpoint_verifiers", "open_checkpoint_note"):
+        assert f"`{name}" in section
+        assert callable(getattr(authority, name))

@@ -237,6 +237,19 @@ def test_roots_agree_at_every_size() -> None:
             compact.append(LEAVES[size])
 
 
+@pytest.mark.parametrize("size", [*range(MAX + 1), 2**40 - 1, 2**40, 2**53 - 1])
+def test_frontier_is_one_complete_subtree_per_set_bit(size: int) -> None:
+    # complete_nodes(0, size) is what the store reads to continue or root the tree.
+    nodes = merkle.complete_nodes(0, size)
+    levels = [level for level, _ in nodes]
+    assert levels == sorted((b for b in range(size.bit_length()) if size >> b & 1), reverse=True)
+    start = 0
+    for level, index in nodes:
+        assert index << level == start  # left to right, no gap, no overlap
+        start += 1 << level
+    assert start == size
+
+
 @pytest.mark.parametrize("size", [511, 512, 513, 4095, 4097, 6 * 512 + 7 * 64 + 5 * 8 + 3])
 def test_root_of_larger_trees_matches_the_streaming_root(size: int) -> None:
     # Several passes of root_from_leaf_hashes, each leaving a partial group at the right edge.

@@ -9,7 +9,7 @@ from conftest import LedgerKit
 from sqlalchemy import func, select
 
 from ledger import keys, merkle
-from ledger.bundle import store_records
+from ledger.bundle_export import store_records
 from ledger.errors import AuthorityError, ProofError, SignatureError
 from ledger.note import NoteVerifier, note_key_id, open_checkpoint
 from ledger.statement import parse_entry, sign_statement

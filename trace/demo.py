@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ledger.bundle import export_bundle, store_records
+from ledger.bundle_export import export_bundle, store_records
 from ledger.verifier import Report, verify
 from ocop_trace import ocop
 from ocop_trace.accounts import USER, Principal

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 
 from ledger import merkle
+from ledger.authority import open_checkpoint_note
 from ledger.errors import LedgerError
-from ledger.note import Checkpoint, NoteVerifier, note_key_id, open_checkpoint
+from ledger.note import Checkpoint
 from ledger.statement import parse_entry
 from ledger.store import LedgerStore
 from ocop_trace.errors import ServiceError
@@ -131,17 +132,11 @@ class Evidence:
         return self._checkpoints.get(note, lambda: self._open(conn, note))
 
     def _open(self, conn: Connection, note: str) -> Checkpoint | None:
-        for grant in self.store.grants(conn).values():
-            if grant.role != "ledger" or grant.revoked_index is not None:
-                continue
-            public = bytes.fromhex(grant.key_id)
-            try:
-                return open_checkpoint(
-                    note, NoteVerifier(grant.name, note_key_id(grant.name, public), public)
-                )
-            except LedgerError:
-                continue
-        return None
+        # The verifier's rule: a ledger key valid at the checkpoint's size (one owner).
+        try:
+            return open_checkpoint_note(note, self.store.grants(conn).values())
+        except LedgerError:
+            return None
 
     def proof(self, conn: Connection, note: str, index: int) -> Proof:
         """The entry's inclusion proof in the checkpoint, checked here before it is shown."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from ledger.cosign_store import COSIGNATURE, CosignatureStore
+from ledger.cosign_store import CosignatureStore
 from ledger.policy import Policy, parse_policy
-from ledger.store import LedgerStore
+from ledger.store import COSIGNATURE, LedgerStore
 from ocop_trace.settings import Settings
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger import keys
-from ledger.bundle import read_header, read_records
+from ledger.bundle import read_checkpoint_file, read_header, read_records
 from ledger.canonical import parse_json
 from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
@@ -173,7 +173,7 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export the ledger to a self-contained bundle that verifies with no database."""
-    from ledger.bundle import export_bundle
+    from ledger.bundle_export import export_bundle
     from ocop_trace.ledger_setup import open_store
 
     settings = settings_with(db)
@@ -210,7 +210,7 @@ def verify_command(
         fail("--root-key must be the root public key as 64 lower-case hex digits")
     settings = settings_with(db)
     with user_errors():
-        trusted = trusted_checkpoint.read_text("utf-8") if trusted_checkpoint else None
+        trusted = read_checkpoint_file(trusted_checkpoint) if trusted_checkpoint else None
         pinned = root_key or settings.root_key
         if bundle is not None:
             header = read_header(bundle)
@@ -224,7 +224,7 @@ def verify_command(
             records: Any = read_records(bundle)
             options = {"expected_size": header.size, "origin": origin or header.origin}
         else:
-            from ledger.bundle import store_records
+            from ledger.bundle_export import store_records
             from ocop_trace.ledger_setup import open_store, root_key_id
             from ocop_trace.rebuild import check_projection, has_projection
 

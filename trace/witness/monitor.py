@@ -23,11 +23,11 @@ import httpx
 import typer
 
 from ledger import merkle
-from ledger.authority import KeyGrant, KeyRegistry
+from ledger.authority import KeyGrant, KeyRegistry, checkpoint_verifiers
 from ledger.cosignature import parse_cosigner_vkey
 from ledger.errors import LedgerError
 from ledger.fastpath import Facts
-from ledger.note import NoteVerifier, note_key_id, open_note, parse_checkpoint, split_note
+from ledger.note import NoteVerifier, open_note, parse_checkpoint, split_note
 from ledger.policy import Policy, PolicyWitness, QuorumResult, check_quorum
 from ledger.statement import GENESIS_PREV_HASH, Statement
 from ledger.tiles import ENTRIES, MAX_ENTRY_BYTES, Tile, TileHashes, decode_bundle, tile_width
@@ -106,9 +106,7 @@ class MonitorState:
         return state
 
     def tree(self) -> merkle.CompactRange:
-        from ledger.store import frontier_nodes  # (merkle's own, once issue 9 lands)
-
-        nodes = dict(zip(frontier_nodes(self.size), self.frontier, strict=True))
+        nodes = dict(zip(merkle.complete_nodes(0, self.size), self.frontier, strict=True))
         return merkle.CompactRange.from_store(self.size, lambda level, i: nodes[(level, i)])
 
 
@@ -203,12 +201,8 @@ def follow(
 
 
 def _ledger_keys(registry: KeyRegistry, size: int) -> list[NoteVerifier]:
-    """Ledger keys valid at `size`: the verifier's rule (docs/ledger-format.md, 5.3)."""
-    return [
-        NoteVerifier(g.name, note_key_id(g.name, bytes.fromhex(g.key_id)), bytes.fromhex(g.key_id))
-        for g in registry.ledger_keys()
-        if g.registered_index < size and (g.revoked_index is None or g.revoked_index >= size)
-    ]
+    """Ledger keys valid at `size`: the verifier's own rule (ledger.authority)."""
+    return checkpoint_verifiers(registry.grants.values(), size)
 
 
 def _signed(note: str, registry: KeyRegistry, size: int) -> bool:
