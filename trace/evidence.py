@@ -22,6 +22,7 @@ from ledger.statement import parse_entry
 from ledger.store import LedgerStore
 from ocop_trace.errors import ServiceError
 from ocop_trace.kinds import KINDS
+from ocop_trace.reads import field_entries
 
 V = TypeVar("V")
 
@@ -146,26 +147,51 @@ class Evidence:
         self, conn: Connection, note: str, shown: list[tuple[str, int, dict[str, Any]]]
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """The entries behind each shown part ((part, entry index, fields shown)), with
-        their proofs, and the names of shown fields their statements do not say."""
-        items, mismatch = [], []
+        their proofs, and the names of shown fields their statements do not say. A part
+        that updates can change (a producer, a product) is compared field by field with
+        the entry that last set each field: its registration or a later update."""
+        items: list[dict[str, Any]] = []
+        mismatch: list[str] = []
         for part, index, fields in shown:
-            facts = self.entry(conn, index)
-            signed = self._signed(facts, part)
-            if signed is None:
-                mismatch.append(f"{part}.kind")
-            else:
-                names = KINDS.for_part(part).shown.fields  # type: ignore[union-attr]
-                mismatch.extend(
-                    f"{part}.{name}"
-                    for name in names
-                    if fields.get(name) != signed.get(name) and f"{part}.{name}" not in mismatch
+            for entry_index, kind_part, names in self._setters(conn, part, index, fields):
+                facts = self.entry(conn, entry_index)
+                signed = self._signed(facts, kind_part)
+                if signed is None:
+                    if f"{part}.kind" not in mismatch:
+                        mismatch.append(f"{part}.kind")
+                else:
+                    mismatch.extend(
+                        f"{part}.{name}"
+                        for name in names
+                        if fields.get(name) != signed.get(name) and f"{part}.{name}" not in mismatch
+                    )
+                items.append(
+                    {
+                        "part": part,
+                        "index": entry_index,
+                        "short_hash": facts.short_hash,
+                        **({"update": True} if kind_part != part else {}),
+                        **self.proof(conn, note, entry_index),
+                    }
                 )
-            items.append(
-                {
-                    "part": part,
-                    "index": index,
-                    "short_hash": facts.short_hash,
-                    **self.proof(conn, note, index),
-                }
-            )
         return items, mismatch
+
+    @staticmethod
+    def _setters(
+        conn: Connection, part: str, index: int, fields: dict[str, Any]
+    ) -> list[tuple[int, str, list[str]]]:
+        """(entry index, the part its kind shows, the shown fields it set), registration
+        first, then each update that set a shown field, oldest first."""
+        names = list(KINDS.for_part(part).shown.fields)  # type: ignore[union-attr]
+        updater = KINDS.updater_of(part)
+        if updater is None or updater.shown is None or "id" not in fields:
+            return [(index, part, names)]
+        setters = field_entries(conn, part, str(fields["id"]), index, names)
+        groups: dict[int, list[str]] = {}
+        for name, entry_index in setters.items():
+            groups.setdefault(entry_index, []).append(name)
+        groups.setdefault(index, [])
+        return [
+            (entry_index, part if entry_index == index else updater.shown.part, group)
+            for entry_index, group in sorted(groups.items())
+        ]
