@@ -221,6 +221,8 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
                     description="Dữ liệu minh hoạ (demo data): số liệu là giả định.",
                 ),
             )
+        if product_id == DEMO_GTIN[0]:
+            _product_update(service)  # before its batches: they are named by the GTIN
         with service.engine.connect() as conn:
             rated = conn.execute(
                 select(RATING.c.id).where(RATING.c.product_id == product_id)
@@ -237,7 +239,6 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
         rice_batches = by_name.get("Gạo nếp Tân Sơn", [])
         inputs = rice_batches[:1] if item.name.startswith("Rượu") else None
         by_name[item.name] = _batches(service, producer_id, product_id, 2 + number % 3, inputs)
-    _product_update(service)
     rice = by_name["Gạo nếp Tân Sơn"][0]
     with service.engine.connect() as conn:
         recalled = conn.execute(select(BATCH.c.recalled_index).where(BATCH.c.id == rice)).scalar()

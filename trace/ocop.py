@@ -482,14 +482,16 @@ OCOP_BIZSTEP_PREFIX = "urn:ocop-trace:bizstep:"
 # CBV 2.0 has neither "harvesting" nor "transforming" (nor "processing"). CBV folds harvesting
 # into `commissioning`, but a batch is commissioned once and may have several harvests, so we
 # keep both apart with our own URIs; a CBV-only reader sees a valid but unknown step.
+# Processing a batch in place changes no identity, so it is an ObjectEvent; making one batch
+# from others (lineage) is the TransformationEvent (trace/epcis/export.py).
 # fmt: off
 BIZ_STEPS: Mapping[str, BizStep] = MappingProxyType({b.code: b for b in (
     BizStep("commissioning", "Khởi tạo mã", "Commissioning", EpcisEventType.OBJECT,
             "commissioning", "ADD"),
     BizStep("harvesting", "Thu hoạch", "Harvesting", EpcisEventType.OBJECT,
             OCOP_BIZSTEP_PREFIX + "harvesting", "ADD"),
-    BizStep("processing", "Chế biến", "Processing", EpcisEventType.TRANSFORMATION,
-            OCOP_BIZSTEP_PREFIX + "processing", None),
+    BizStep("processing", "Chế biến", "Processing", EpcisEventType.OBJECT,
+            OCOP_BIZSTEP_PREFIX + "processing", "OBSERVE"),
     BizStep("packing", "Đóng gói", "Packing", EpcisEventType.OBJECT, "packing", "OBSERVE"),
     BizStep("shipping", "Xuất hàng", "Shipping", EpcisEventType.OBJECT, "shipping", "OBSERVE"),
     BizStep("receiving", "Nhận hàng", "Receiving", EpcisEventType.OBJECT, "receiving", "OBSERVE"),

@@ -3,14 +3,15 @@
 cli/
 ├── common.py   consoles, the --db option, errors that exit 2
 ├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild
-└── service.py  serve, labels, verify-label, user-add, demo
+├── service.py  serve, labels, verify-label, user-add, demo
+└── interop.py  export-epcis, import, import-template, export-sheet, update-producer/product
 """
 
 from __future__ import annotations
 
 import typer
 
-from ocop_trace.cli import ledger, service
+from ocop_trace.cli import interop, ledger, service
 
 app = typer.Typer(
     name="ocop-trace",
@@ -34,6 +35,7 @@ for name, command in (
     ("verify-label", service.verify_label),
     ("user-add", service.user_add),
     ("demo", service.demo),
+    ("export-epcis", interop.export_epcis),
 ):
     app.command(name)(command)
 
