@@ -127,16 +127,35 @@ class TraceService:
     # -- council --------------------------------------------------------------------------
     def register_producer(self, principal: Principal, data: ProducerCreate) -> Receipt:
         """The producer, and a custodial signing key registered for it, in one append."""
+        body = data.model_dump(exclude_none=True)
+        return self.council_signs(principal, [("producer.registered", body)])[0]
+
+    def council_signs(
+        self, principal: Principal, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Receipt]:
+        """(kind, body) signed with the council's key and appended in one transaction, all
+        or none; each producer registered gets a custodial signing key, registered right
+        after it (so the receipts include those registrations) and kept in the same
+        transaction."""
         require_role(principal, "council")
-        council, producer_key = self._key(COUNCIL_OWNER), keys.generate()
-        statements = [
-            sign_statement("producer.registered", data.model_dump(exclude_none=True), council),
-            _registration(
-                council, producer_key, "producer", data.id, KINDS.signed_by("producer"), data.id
-            ),
-        ]
-        owner = owner_of("producer", data.id)
-        return self._append(statements, also=self._keep(owner, producer_key))[0]
+        council = self._key(COUNCIL_OWNER)
+        statements, new_keys = [], []
+        for kind, body in items:
+            statements.append(sign_statement(kind, body, council))
+            if kind == "producer.registered":
+                key, producer = keys.generate(), str(body["id"])
+                statements.append(
+                    _registration(
+                        council, key, "producer", producer, KINDS.signed_by("producer"), producer
+                    )
+                )
+                new_keys.append((owner_of("producer", producer), key))
+
+        def keep(conn: Connection, _: list[Receipt]) -> None:
+            for owner, key in new_keys:
+                self.custody.keep(conn, owner, key, utc_now())
+
+        return self._append(statements, also=keep)
 
     def register_product(self, principal: Principal, data: ProductCreate) -> Receipt:
         body = data.model_dump(exclude_none=True)

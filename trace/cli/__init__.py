@@ -4,7 +4,7 @@ cli/
 ├── common.py   consoles, the --db option, errors that exit 2
 ├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild
 ├── service.py  serve, labels, verify-label, user-add, demo
-└── interop.py  export-epcis, import, import-template, export-sheet, update-producer/product
+└── interop.py  export-epcis, import, export-sheet
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ for name, command in (
     ("user-add", service.user_add),
     ("demo", service.demo),
     ("export-epcis", interop.export_epcis),
+    ("import", interop.import_command),
 ):
     app.command(name)(command)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ocop_trace.cli.common import DbOption, out, settings_with, user_errors
+from ocop_trace.cli.common import DbOption, err, fail, out, settings_with, user_errors
 
 
 def export_epcis(
@@ -26,3 +26,56 @@ def export_epcis(
         with out_path.open("w", encoding="utf-8") as handle:
             count = write_ledger(store, settings.public_url, handle)
     out.print(f"{count} EPCIS events -> {out_path}")
+
+
+def import_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The council's list: .xlsx (sheets producers, "
+            "products, ratings) or .csv (one of them)."
+        ),
+    ] = None,
+    apply: Annotated[bool, typer.Option(help="Append the statements (all or none).")] = False,
+    template: Annotated[
+        Path | None, typer.Option(help="Write the .xlsx template here instead, and stop.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Import producers, products and ratings from a spreadsheet: a dry run unless --apply."""
+    if template is not None:
+        from ocop_trace.catalogue_import import template_sheets
+        from ocop_trace.sheets import write_xlsx
+
+        with user_errors(), template.open("wb") as handle:
+            write_xlsx(template_sheets(), handle)
+        out.print(f"template -> {template}")
+        return
+    if file is None:
+        fail("give the spreadsheet to import, or --template FILE to write the template")
+    settings = settings_with(db)
+    with user_errors():
+        from ocop_trace.accounts import Principal
+        from ocop_trace.catalogue_import import apply_import, plan_import
+        from ocop_trace.ledger_setup import open_service
+
+        service = open_service(settings)
+        plan = plan_import(service, file.name, file.read_bytes())
+        for action in plan.actions:
+            out.print(
+                f"{action.sheet} row {action.row}: {action.action} {action.id}", highlight=False
+            )
+        for error in plan.errors:
+            err.print(
+                f"{error.sheet} row {error.row}, column {error.column}: {error.vi} ({error.en})",
+                highlight=False,
+            )
+        counts = plan.counts()
+        out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+        if not plan.ok:
+            fail(f"{len(plan.errors)} errors: nothing was imported")
+        if apply:
+            receipts = apply_import(service, Principal(None, "cli", "council"), plan)
+            out.print(f"imported: {sum(1 for r in receipts if not r.duplicate)} ledger entries")
+        else:
+            out.print("dry run: nothing was written (add --apply to import)")
