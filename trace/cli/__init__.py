@@ -37,6 +37,7 @@ for name, command in (
     ("demo", service.demo),
     ("export-epcis", interop.export_epcis),
     ("import", interop.import_command),
+    ("export-sheet", interop.export_sheet),
 ):
     app.command(name)(command)
 

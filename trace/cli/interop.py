@@ -79,3 +79,34 @@ def import_command(
             out.print(f"imported: {sum(1 for r in receipts if not r.duplicate)} ledger entries")
         else:
             out.print("dry run: nothing was written (add --apply to import)")
+
+
+def export_sheet(
+    out_path: Annotated[Path, typer.Option("--out", help="FILE.xlsx (all lists) or FILE.csv")],
+    sheet: Annotated[str, typer.Option(help="For CSV: batches, events or portal")] = "batches",
+    db: DbOption = None,
+) -> None:
+    """Write every batch's key data, events and the portal's consumer fields as a spreadsheet."""
+    from ocop_trace.sheets_out import SHEETS
+
+    if sheet not in SHEETS:
+        fail(f"--sheet must be one of {', '.join(SHEETS)}")
+    if out_path.suffix.lower() not in (".xlsx", ".csv"):
+        fail("--out must end in .xlsx or .csv")
+    settings = settings_with(db)
+    with user_errors():
+        from ledger.store import open_engine
+        from ocop_trace.sheets_out import write_sheet_csv, write_workbook
+
+        engine = open_engine(settings.database_url)
+        try:
+            with engine.connect() as conn:
+                if out_path.suffix.lower() == ".xlsx":
+                    with out_path.open("wb") as binary:
+                        write_workbook(conn, settings.public_url, binary)
+                else:
+                    with out_path.open("w", encoding="utf-8", newline="") as text:
+                        write_sheet_csv(conn, sheet, settings.public_url, text)
+        finally:
+            engine.dispose()
+    out.print(f"spreadsheet -> {out_path}")
