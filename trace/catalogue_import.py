@@ -214,18 +214,25 @@ class _Planner:
         data = self.model("producers", row, ProducerCreate, _present(values))
         if data is None:
             return
-        held = self.conn.execute(select(PRODUCER).where(PRODUCER.c.id == data.id)).first()
+        held = self.held_or_create("producers", row, PRODUCER, data, self.producers_created)
         if held is None:
-            self.producers_created.add(data.id)
-            body = data.model_dump(exclude_none=True)
-            self.plan.actions.append(
-                Action("producers", row, "create", data.id, "producer.registered", body)
-            )
             return
         now = producer_public(held).model_dump()
         wanted = data.model_dump()
         wanted["address_current"]["district"] = ""
         self.compare("producers", row, data.id, now, wanted, ProducerChanges)
+
+    def held_or_create(
+        self, sheet: str, row: int, table: Any, data: Any, created: set[str]
+    ) -> Any | None:
+        """The row the service holds for this id; if none, a create action (and None)."""
+        held = self.conn.execute(select(table).where(table.c.id == data.id)).first()
+        if held is None:
+            created.add(data.id)
+            kind = f"{sheet[:-1]}.registered"
+            body = data.model_dump(exclude_none=True)
+            self.plan.actions.append(Action(sheet, row, "create", data.id, kind, body))
+        return held
 
     def compare(
         self,
@@ -262,13 +269,8 @@ class _Planner:
         ):
             self.error("products", row, "producer_id", "unknown_producer", id=data.producer_id)
             return
-        held = self.conn.execute(select(PRODUCT).where(PRODUCT.c.id == data.id)).first()
+        held = self.held_or_create("products", row, PRODUCT, data, self.products_created)
         if held is None:
-            self.products_created.add(data.id)
-            body = data.model_dump(exclude_none=True)
-            self.plan.actions.append(
-                Action("products", row, "create", data.id, "product.registered", body)
-            )
             return
         self.compare(
             "products", row, data.id, dict(held._mapping), data.model_dump(), ProductChanges

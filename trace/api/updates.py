@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
+from ledger.store import Receipt
+from ocop_trace.accounts import Principal
 from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep, cached_json, created
 from ocop_trace.errors import NotFound
 from ocop_trace.models import PRODUCER, PRODUCT, ProducerChanges, ProductChanges
 from ocop_trace.reads import history
+from ocop_trace.service import TraceService
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 _TABLES = {"producer": PRODUCER, "product": PRODUCT}
@@ -27,13 +33,7 @@ def update_producer(
     service: ServiceDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
-    return created(
-        request,
-        service,
-        principal,
-        data.model_dump(exclude_none=True),
-        lambda: service.update_producer(principal, producer_id, data),
-    )
+    return _update(request, service, principal, data, service.update_producer, producer_id)
 
 
 @router.post(
@@ -48,12 +48,20 @@ def update_product(
     service: ServiceDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
+    return _update(request, service, principal, data, service.update_product, product_id)
+
+
+def _update(
+    request: Request,
+    service: TraceService,
+    principal: Principal,
+    data: Any,
+    use_case: Callable[[Principal, str, Any], Receipt],
+    subject_id: str,
+) -> JSONResponse:
+    payload = data.model_dump(exclude_none=True)
     return created(
-        request,
-        service,
-        principal,
-        data.model_dump(exclude_none=True),
-        lambda: service.update_product(principal, product_id, data),
+        request, service, principal, payload, lambda: use_case(principal, subject_id, data)
     )
 
 
