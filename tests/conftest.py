@@ -131,12 +131,12 @@ def sqlite_kit(tmp_path: Path) -> LedgerKit:
 
 
 # -- the HTTP API, on each database ------------------------------------------------------
-@pytest.fixture
-def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+def open_api(db_url: str, key_dir: Path) -> Api:
+    """A served ledger with the producer registered and a user of each role signed in."""
     # page_cache_seconds=0: every scan sees the ledger as it is (the lag has its own test).
     settings = Settings(
         database_url=db_url,
-        key_dir=tmp_path / "keys",
+        key_dir=key_dir,
         checkpoint_interval=3600,
         page_cache_seconds=0,
     )
@@ -169,6 +169,12 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
         )
         assert answer.status_code == 201, answer.text
         tokens[role] = login(client, username)
-    yield Api(client, service, tokens, settings)
-    client.close()
-    service.engine.dispose()
+    return Api(client, service, tokens, settings)
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    opened = open_api(db_url, tmp_path / "keys")
+    yield opened
+    opened.client.close()
+    opened.service.engine.dispose()

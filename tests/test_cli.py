@@ -369,7 +369,7 @@ def test_demo_prints_a_scan_url_for_every_verdict(env: Path) -> None:
     links = {
         line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
         for line in out.splitlines()
-        if ": http://127.0.0.1:8000/" in line and "/docs" not in line
+        if any(f": http://127.0.0.1:8000{p}" in line for p in ("/l/", "/01/", "/b/"))
     }
     settings = Settings(
         database_url=f"sqlite:///{env / 'd' / 'trace.db'}", key_dir=env / "d" / "keys"

@@ -16,7 +16,7 @@ from babel.messages.extract import extract_from_dir
 from pages import GTIN, link, scan
 from support import Api, issue_labels, issued_serials
 
-from ocop_trace import i18n, ocop
+from ocop_trace import i18n, import_messages, ocop
 from ocop_trace.kinds import KINDS
 from ocop_trace.models import InspectionCreate
 from ocop_trace.scan_facts import PROBLEMS
@@ -44,7 +44,9 @@ def _written() -> set[str]:
 
 def _built() -> set[str]:
     """Keys built from codes: one per code, each family's codes from where they are kept."""
-    parts = {k.shown.part for k in KINDS.values() if k.shown} | {"labels"}
+    # Update kinds' entries are shown under the part they update (with the word "update").
+    parts = {k.shown.part for k in KINDS.values() if k.shown and not k.shown.updates}
+    parts |= {"labels"}
     fields = {f for k in KINDS.values() if k.shown for f in k.shown.fields}
     families = {
         "status": [s.value for s in ocop.RatingStatus],
@@ -60,6 +62,7 @@ def _built() -> set[str]:
         "inspection.result": InspectionCreate.RESULTS,
         "signature": ("valid", "invalid", "unreadable"),
         "report": report.FIELDS,
+        "import": import_messages.KEYS,
     }
     keys = {f"{family}.{code}" for family, codes in families.items() for code in codes}
     keys |= {f"verdict.{v}.{w}" for v in Verdict for w in ("headline", "advice")}

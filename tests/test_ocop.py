@@ -396,7 +396,7 @@ def test_business_steps() -> None:
         is_transformation = step.event_type is EpcisEventType.TRANSFORMATION
         assert (step.action is None) == is_transformation
     assert {c for c, s in BIZ_STEPS.items() if not s.is_cbv} == {"harvesting", "processing"}
-    assert BIZ_STEPS["processing"].event_type.value == "TransformationEvent"
+    assert BIZ_STEPS["processing"].event_type.value == "ObjectEvent"  # lineage transforms
     assert BIZ_STEPS["harvesting"].event_type.value == "ObjectEvent"
     assert BIZ_STEPS["commissioning"].action == "ADD"
     assert len({t("vi", f"step.{c}") for c in BIZ_STEPS}) == len(BIZ_STEPS)

@@ -11,7 +11,17 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from ocop_trace import __version__, reports
-from ocop_trace.api import auth, batches, catalog, labels, ledger
+from ocop_trace.api import (
+    auth,
+    batches,
+    catalog,
+    epcis,
+    exports,
+    imports,
+    labels,
+    ledger,
+    updates,
+)
 from ocop_trace.api import reports as report_list
 from ocop_trace.api.deps import get_principal
 from ocop_trace.background import lifespan
@@ -60,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         labels.router,
         ledger.router,
         catalog.router,
+        updates.router,
+        epcis.router,
+        imports.router,
+        exports.router,
         batches.router,
         auth.router,
         report_list.router,

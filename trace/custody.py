@@ -62,5 +62,15 @@ class Custody:
             ).first()
         return None if row is None else self._open(row.key_id, row.encrypted_pem)
 
+    def key_with_id(self, owner: str, key_id: str) -> Ed25519PrivateKey | None:
+        """One of `owner`'s keys by its id (an older key, after a rotation)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(CUSTODIAL.c.key_id, CUSTODIAL.c.encrypted_pem).where(
+                    CUSTODIAL.c.owner == owner, CUSTODIAL.c.key_id == key_id
+                )
+            ).first()
+        return None if row is None else self._open(row.key_id, row.encrypted_pem)
+
     def _decrypt(self, key_id: str, pem: str) -> Ed25519PrivateKey:
         return keys.private_key_from_pem(pem.encode("ascii"), _passphrase(self._secret, key_id))

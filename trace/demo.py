@@ -34,7 +34,9 @@ from ocop_trace.models import (
     BatchCreate,
     EventCreate,
     LabelIssue,
+    ProducerChanges,
     ProducerCreate,
+    ProductChanges,
     ProductCreate,
     RatingCreate,
 )
@@ -78,9 +80,11 @@ def _exists(service: TraceService, table: object, key: object) -> bool:
 
 
 def _producer(service: TraceService, item: ocop.DemoProduct) -> str:
+    """Registered as certified (before the reform), then moved by the 2025 address reform:
+    a producer.updated statement, as a council records it for each of its producers."""
     producer_id = slug(item.producer)
+    place = item.place
     if not _exists(service, PRODUCER, producer_id):
-        place = item.place
         service.register_producer(
             COUNCIL,
             ProducerCreate(
@@ -95,10 +99,36 @@ def _producer(service: TraceService, item: ocop.DemoProduct) -> str:
                     commune=place.commune,
                     line=place.line,
                 ),
-                address_current=_current(place),
+                address_current=AddressBase(
+                    province=place.province, commune=place.commune, line=place.line
+                ),
             ),
         )
+    reformed = _current(place)
+    with service.engine.connect() as conn:
+        province = conn.execute(
+            select(PRODUCER.c.current_province).where(PRODUCER.c.id == producer_id)
+        ).scalar()
+    if province != reformed.province:
+        service.update_producer(COUNCIL, producer_id, ProducerChanges(address_current=reformed))
     return producer_id
+
+
+# A GTIN in the restricted-circulation range (200-299): plainly not a real trade item.
+DEMO_GTIN = ("tra-hoa-vang", "2000000000015")
+
+
+def _product_update(service: TraceService) -> None:
+    """The council gives one product a GTIN (before any label is printed) and a description."""
+    product_id, gtin = DEMO_GTIN
+    with service.engine.connect() as conn:
+        held = conn.execute(select(PRODUCT.c.gtin).where(PRODUCT.c.id == product_id)).scalar()
+    if held is not None and not held:
+        service.update_product(
+            COUNCIL,
+            product_id,
+            ProductChanges(gtin=gtin, description="Trà hoa vàng sấy lạnh, hộp 50 g (demo)."),
+        )
 
 
 def _rating(service: TraceService, product_id: str, stars: int, issued: date, number: int) -> int:
@@ -193,6 +223,8 @@ def seed(service: TraceService, today: date) -> dict[str, str]:
                     description="Dữ liệu minh hoạ (demo data): số liệu là giả định.",
                 ),
             )
+        if product_id == DEMO_GTIN[0]:
+            _product_update(service)  # before its batches: they are named by the GTIN
         with service.engine.connect() as conn:
             rated = conn.execute(
                 select(RATING.c.id).where(RATING.c.product_id == product_id)

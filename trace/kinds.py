@@ -34,16 +34,20 @@ from ocop_trace.models import (
     PRODUCER,
     PRODUCT,
     RATING,
+    AddressBase,
     BatchCreate,
     EventRecord,
     InspectionCreate,
     LabelSetRecord,
     ProducerCreate,
+    ProducerUpdate,
     ProductCreate,
+    ProductUpdate,
     RatingCreate,
     RatingRevocation,
     RecallRecord,
     address_columns,
+    addresses_of,
 )
 
 if TYPE_CHECKING:
@@ -58,11 +62,14 @@ LEDGER_KINDS = (KEY_REGISTERED, KEY_REVOKED)
 @dataclass(frozen=True, slots=True)
 class Shown:
     """A part of a page built from one kind of entry: the fields it shows, and how the
-    entry's body reads once validated (derived values included) for the comparison."""
+    entry's body reads once validated (derived values included) for the comparison.
+    An update kind names the part it `updates`: its entries set some of that part's
+    fields after the entry that created it (see `reads.field_entries`)."""
 
     part: str
     fields: tuple[str, ...]
     read: Callable[[Any], dict[str, Any]]
+    updates: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,13 @@ class Registry(Mapping[str, Kind]):
         kind = self._kinds.get(statement.kind)
         return None if kind is None else kind.subject(statement.body)
 
+    def updater_of(self, part: str) -> Kind | None:
+        """The kind whose entries update this part's fields, if there is one."""
+        return next(
+            (k for k in self._kinds.values() if k.shown is not None and k.shown.updates == part),
+            None,
+        )
+
     def for_part(self, part: str) -> Kind:
         for kind in self._kinds.values():
             if kind.shown is not None and kind.shown.part == part:
@@ -152,7 +166,16 @@ def _read_producer(data: ProducerCreate) -> dict[str, Any]:
     return signed
 
 
-_PRODUCER_FIELDS = ("id", "name", "type", "registration_no", "contact")
+_PRODUCER_FIELDS = (
+    "id",
+    "name",
+    "type",
+    "registration_no",
+    "contact",
+    "description",
+    "image_url",
+    "image_sha256",
+)
 
 
 @KINDS.declare(
@@ -186,6 +209,67 @@ def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGra
     p.conn.execute(
         insert(PRODUCT).values(**data.model_dump(), sector=data.sector, entry_index=index)
     )
+
+
+# Updates: the row takes the new values; `update_history` keeps what each entry changed and
+# what the fields held before, so pages can show the history and compare each shown field
+# with the entry that last set it.
+def _read_producer_update(data: ProducerUpdate) -> dict[str, Any]:
+    signed = data.changes()
+    if "address_current" in signed:
+        signed["address_current"]["district"] = ""  # as the registration reads it
+    return signed
+
+
+@KINDS.declare(
+    "producer.updated",
+    "council",
+    ProducerUpdate,
+    ("producer", "producer_id"),
+    Shown(
+        "producer_update",
+        tuple(f for f in ProducerUpdate.model_fields if f != "producer_id"),
+        _read_producer_update,
+        updates="producer",
+    ),
+)
+def _producer_updated(p: Projector, index: int, data: ProducerUpdate, _: KeyGrant) -> None:
+    row = p.require(PRODUCER, data.producer_id, "producer")
+    certified, current = addresses_of(row)
+    held = {f: getattr(row, f) for f in _PRODUCER_FIELDS}
+    held.update(address_certified=certified.model_dump(), address_current=current.model_dump())
+    changes = {k: v for k, v in _read_producer_update(data).items() if held.get(k) != v}
+    p.record_update(index, "producer", row.id, changes, {k: held[k] for k in changes})
+    new = {**held, **changes}
+    columns = {k: v for k, v in changes.items() if not k.startswith("address_")}
+    if "address_certified" in changes or "address_current" in changes:
+        columns.update(
+            address_columns(
+                AddressBase(**new["address_certified"]), AddressBase(**new["address_current"])
+            )
+        )
+    p.conn.execute(update(PRODUCER).where(PRODUCER.c.id == row.id).values(**columns))
+
+
+@KINDS.declare(
+    "product.updated",
+    "council",
+    ProductUpdate,
+    ("product", "product_id"),
+    Shown(
+        "product_update",
+        tuple(f for f in ProductUpdate.model_fields if f != "product_id"),
+        lambda d: d.changes(),
+        updates="product",
+    ),
+)
+def _product_updated(p: Projector, index: int, data: ProductUpdate, _: KeyGrant) -> None:
+    row = p.require(PRODUCT, data.product_id, "product")
+    changes = {k: v for k, v in data.changes().items() if getattr(row, k) != v}
+    if "gtin" in changes:
+        p.check_gtin_change(row)
+    p.record_update(index, "product", row.id, changes, {k: getattr(row, k) for k in changes})
+    p.conn.execute(update(PRODUCT).where(PRODUCT.c.id == row.id).values(**changes))
 
 
 @KINDS.declare(

@@ -287,7 +287,8 @@ def _draw_label(
         lines.append(_fitted(t("vi", "label.lot", lot=label.lot), text_w, SMALL_PT))
     lines.append(_fitted(label.serial_human, text_w, SMALL_PT))
     # Printed in Vietnamese with its English twin: a label serves every reader.
-    lines.append(_fitted(f"{t('vi', 'label.scan')} · {t('en', 'label.scan')}", text_w, TINY_PT))
+    hint = t("vi", "label.scan") + " · " + t("en", "label.scan")
+    lines.append(_fitted(hint, text_w, TINY_PT))
     if label.domain:
         lines.append(_fitted(label.domain, text_w, TINY_PT))
     spare = height - 2 * pad - sum(size for _, size in lines) * LEADING

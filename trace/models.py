@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from ocop_trace import ocop
@@ -44,11 +44,25 @@ class AddressBase(SQLModel):
     line: str = Field(default="", max_length=200)
 
 
+SHA256_HEX = r"^([0-9a-f]{64})?$"
+
+
+def _check_image(url: str, sha256: str) -> None:
+    """A photo is its URL and the SHA-256 of its bytes, given together (or both empty)."""
+    if bool(url) != bool(sha256):
+        raise ValueError("image_url and image_sha256 are given together, or both left empty")
+    if url and not url.startswith(("https://", "http://")):
+        raise ValueError("image_url must be an http(s) URL")
+
+
 class ProducerBase(SQLModel):
     name: str = Field(min_length=2, max_length=200)
     type: str = Field(description="enterprise, cooperative, cooperative_group or household")
     registration_no: str = Field(default="", max_length=50)
     contact: str = Field(default="", max_length=200, description="The business's public contact")
+    description: str = Field(default="", max_length=4000)
+    image_url: str = Field(default="", max_length=500, description="A photo of the producer")
+    image_sha256: str = Field(default="", regex=SHA256_HEX, description="SHA-256 of the photo")
 
     @field_validator("type")
     @classmethod
@@ -62,6 +76,11 @@ class ProducerCreate(ProducerBase):
     id: str = Field(regex=SLUG, description="Stable id, lower-case letters, digits and '-'")
     address_certified: AddressBase = Field(description="As printed on the certificate; kept")
     address_current: AddressBase = Field(description="After the 1 Jul 2025 reform (no district)")
+
+    @model_validator(mode="after")
+    def _image(self) -> ProducerCreate:
+        _check_image(self.image_url, self.image_sha256)
+        return self
 
 
 class Producer(ProducerBase, table=True):
@@ -119,6 +138,7 @@ class ProductBase(SQLModel):
     gtin: str = Field(default="", max_length=14, description="GTIN-8/12/13/14 with check digit")
     description: str = Field(default="", max_length=4000)
     image_url: str = Field(default="", max_length=500)
+    image_sha256: str = Field(default="", regex=SHA256_HEX, description="SHA-256 of the image")
 
     @field_validator("product_set")
     @classmethod
@@ -143,6 +163,13 @@ class ProductCreate(ProductBase):
     def sector(self) -> str:
         return ocop.sector_of(self.product_set)
 
+    @model_validator(mode="after")
+    def _image(self) -> ProductCreate:
+        # Registered before photos had a hash: a URL alone is still read (old entries).
+        if self.image_sha256:
+            _check_image(self.image_url, self.image_sha256)
+        return self
+
 
 class Product(ProductBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
@@ -156,6 +183,97 @@ class ProductPublic(ProductBase):
     producer_id: str
     sector: str
     entry_index: int
+
+
+# -- updates: what a producer.updated or product.updated statement may change ----------
+class _Changes(SQLModel):
+    """Every field optional; at least one given; a photo's URL and SHA-256 come together."""
+
+    description: str | None = Field(default=None, max_length=4000)
+    image_url: str | None = Field(default=None, max_length=500)
+    image_sha256: str | None = Field(default=None, regex=SHA256_HEX)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this update sets, as signed (ids left out)."""
+        return self.model_dump(exclude_none=True, exclude={"producer_id", "product_id"})
+
+    @model_validator(mode="after")
+    def _some_change(self) -> _Changes:
+        if not self.changes():
+            raise ValueError("an update changes at least one field")
+        if (self.image_url is None) != (self.image_sha256 is None):
+            raise ValueError("image_url and image_sha256 are changed together")
+        if self.image_url is not None and self.image_sha256 is not None:
+            _check_image(self.image_url, self.image_sha256)
+        return self
+
+
+class ProducerChanges(_Changes):
+    """What the council may change about a producer (its type and number stay)."""
+
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    contact: str | None = Field(default=None, max_length=200)
+    address_certified: AddressBase | None = None
+    address_current: AddressBase | None = Field(
+        default=None, description="The current address (after the 2025 reform: no district)"
+    )
+
+
+class ProducerUpdate(ProducerChanges):
+    """The body of a producer.updated statement."""
+
+    producer_id: str = Field(regex=SLUG)
+
+
+class ProductChanges(_Changes):
+    """What the council may change about a product. A GTIN changes only while no label
+    carries it (labels issued with it would stop resolving)."""
+
+    name_vi: str | None = Field(default=None, min_length=2, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    gtin: str | None = Field(default=None, max_length=14, description="'' removes it")
+
+    @field_validator("gtin")
+    @classmethod
+    def _gtin(cls, value: str | None) -> str | None:
+        if value and not is_valid_gtin(value):
+            raise ValueError("gtin must be 8, 12, 13 or 14 digits with a correct check digit")
+        return value.zfill(14) if value else value
+
+
+class ProductUpdate(ProductChanges):
+    """The body of a product.updated statement."""
+
+    product_id: str = Field(regex=SLUG)
+
+
+class UpdateRecord(SQLModel, table=True):
+    """One update entry: what it changed (new values) and what those fields held before.
+    A projection like the rest: rebuilt from the ledger and compared by `verify`."""
+
+    __tablename__ = "update_history"
+    entry_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    subject: str = Field(max_length=16, description="producer or product")
+    subject_id: str = Field(max_length=64)
+    issued_at: str = Field(max_length=40, description="When the council signed it")
+    changes: str = Field(sa_column=Column(Text, nullable=False))  # JSON: field -> new value
+    previous: str = Field(sa_column=Column(Text, nullable=False))  # JSON: field -> old value
+
+
+Index(
+    "ix_update_history_subject",
+    UpdateRecord.__table__.c.subject,  # type: ignore[attr-defined]
+    UpdateRecord.__table__.c.subject_id,  # type: ignore[attr-defined]
+)
+
+
+class HistoryItem(SQLModel):
+    """One change in a producer's or product's history, for pages and the API."""
+
+    entry_index: int
+    issued_at: str
+    changes: dict[str, Any]
+    previous: dict[str, Any]
 
 
 # -- ratings -----------------------------------------------------------------------------
@@ -424,6 +542,7 @@ EVENT = BatchEvent.__table__  # type: ignore[attr-defined]
 INSPECTION = Inspection.__table__  # type: ignore[attr-defined]
 LABEL_SET = LabelSet.__table__  # type: ignore[attr-defined]
 LABEL_SERIAL = LabelSerial.__table__  # type: ignore[attr-defined]
+UPDATE_HISTORY = UpdateRecord.__table__  # type: ignore[attr-defined]
 
 _PROJECTED: tuple[Any, ...] = (
     Producer,
@@ -434,5 +553,6 @@ _PROJECTED: tuple[Any, ...] = (
     BatchEvent,
     Inspection,
     LabelSet,
+    UpdateRecord,
 )
 PROJECTION_TABLES = [model.__table__ for model in _PROJECTED]

@@ -461,14 +461,15 @@ OCOP_BIZSTEP_PREFIX = "urn:ocop-trace:bizstep:"
 # CBV 2.0 has neither "harvesting" nor "transforming" (nor "processing"). CBV folds harvesting
 # into `commissioning`, but a batch is commissioned once and may have several harvests, so we
 # keep both apart with our own URIs; a CBV-only reader sees a valid but unknown step.
+# Processing a batch in place changes no identity, so it is an ObjectEvent; making one batch
+# from others (lineage) is the TransformationEvent (trace/epcis/export.py).
 # fmt: off
 BIZ_STEPS: Mapping[str, BizStep] = MappingProxyType({b.code: b for b in (
     BizStep("commissioning", EpcisEventType.OBJECT,
             "commissioning", "ADD"),
     BizStep("harvesting", EpcisEventType.OBJECT,
             OCOP_BIZSTEP_PREFIX + "harvesting", "ADD"),
-    BizStep("processing", EpcisEventType.TRANSFORMATION,
-            OCOP_BIZSTEP_PREFIX + "processing", None),
+    BizStep("processing", EpcisEventType.OBJECT, OCOP_BIZSTEP_PREFIX + "processing", "OBSERVE"),
     BizStep("packing", EpcisEventType.OBJECT, "packing", "OBSERVE"),
     BizStep("shipping", EpcisEventType.OBJECT, "shipping", "OBSERVE"),
     BizStep("receiving", EpcisEventType.OBJECT, "receiving", "OBSERVE"),

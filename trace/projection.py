@@ -6,16 +6,24 @@ nothing is written) and when the tables are rebuilt from the ledger alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, insert, select
 
 from ledger.authority import KeyGrant
 from ledger.statement import Statement
 from ocop_trace.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
 from ocop_trace.kinds import KINDS, LEDGER_KINDS
-from ocop_trace.models import BATCH_INPUT, PROJECTION_TABLES
+from ocop_trace.models import (
+    BATCH,
+    BATCH_INPUT,
+    LABEL_SET,
+    PROJECTION_TABLES,
+    UPDATE_HISTORY,
+)
+from ocop_trace.reads import gtin_changes
 
 
 class Projector:
@@ -24,6 +32,7 @@ class Projector:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.issued_at = ""  # of the statement being applied (update history keeps it)
 
     def apply_all(self, appended: Iterable[tuple[int, Statement, KeyGrant | None]]) -> None:
         for index, statement, grant in appended:
@@ -38,6 +47,7 @@ class Projector:
                 raise InvalidInput(f"unknown statement kind {statement.kind!r}", field="kind")
             if signer is None or signer.role != kind.signer:
                 raise Forbidden(f"{statement.kind} must be signed by a {kind.signer} key")
+            self.issued_at = statement.issued_at
             kind.project(self, index, kind.validate(statement.body), signer)
         except ServiceError as exc:
             exc.entry_index = index  # the store names the statement it came from
@@ -69,6 +79,48 @@ class Projector:
                 details={"expected": producer_id, "found": signer.subject},
             )
 
+    def record_update(
+        self,
+        index: int,
+        subject: str,
+        subject_id: str,
+        changes: dict[str, Any],
+        previous: dict[str, Any],
+    ) -> None:
+        """Keep what an update entry changed; an update that changes nothing is refused."""
+        if not changes:
+            raise InvalidInput(f"this update changes nothing: the {subject} already says so")
+        self.conn.execute(
+            insert(UPDATE_HISTORY).values(
+                entry_index=index,
+                subject=subject,
+                subject_id=subject_id,
+                issued_at=self.issued_at,
+                changes=_json(changes),
+                previous=_json(previous),
+            )
+        )
+
+    def check_gtin_change(self, product: Any) -> None:
+        """A product's GTIN may change only while no label carries it: a label issued since
+        the entry that set the current GTIN prints it, and would stop resolving."""
+        if not product.gtin:
+            return  # labels without a GTIN carry the service's own link, which still works
+        changes = gtin_changes(self.conn, product.id)
+        since = changes[-1][0] if changes else product.entry_index
+        labelled = self.conn.execute(
+            select(LABEL_SET.c.id)
+            .join(BATCH, BATCH.c.id == LABEL_SET.c.batch_id)
+            .where(BATCH.c.product_id == product.id, LABEL_SET.c.id > since)
+            .limit(1)
+        ).first()
+        if labelled is not None:
+            raise Conflict(
+                f"labels printed with GTIN {product.gtin} exist (entry {labelled.id}): "
+                "the GTIN cannot change; register a new product instead",
+                field="gtin",
+            )
+
     def downstream(self, batch_id: str) -> set[str]:
         """Every batch made from this one, at any depth."""
         frontier, seen = [batch_id], {batch_id}
@@ -83,6 +135,10 @@ class Projector:
             frontier = [c for c in children if c not in seen]
             seen.update(frontier)
         return seen - {batch_id}
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def clear(conn: Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -13,7 +14,9 @@ from ocop_trace.models import (
     BATCH,
     BATCH_INPUT,
     RATING,
+    UPDATE_HISTORY,
     BatchPublic,
+    HistoryItem,
     ProducerPublic,
     RatingPublic,
     addresses_of,
@@ -88,3 +91,50 @@ def batch_public(conn: Connection, row: Any) -> BatchPublic:
         outputs=list(outputs),
         recalled=row.recalled_index is not None,
     )
+
+
+def history(conn: Connection, subject: str, subject_id: str) -> list[HistoryItem]:
+    """A producer's or product's changes, oldest first: when the council signed each, what
+    it set and what those fields held before, and the entry that says so."""
+    rows = conn.execute(
+        select(UPDATE_HISTORY)
+        .where(UPDATE_HISTORY.c.subject == subject, UPDATE_HISTORY.c.subject_id == subject_id)
+        .order_by(UPDATE_HISTORY.c.entry_index)
+    ).all()
+    return [
+        HistoryItem(
+            entry_index=row.entry_index,
+            issued_at=row.issued_at,
+            changes=json.loads(row.changes),
+            previous=json.loads(row.previous),
+        )
+        for row in rows
+    ]
+
+
+def field_entries(
+    conn: Connection, subject: str, subject_id: str, registered_index: int, fields: list[str]
+) -> dict[str, int]:
+    """For each of these fields of a producer or product (`subject`), the index of the entry
+    that last set it: the latest update that changed it, else the registration. The scan
+    page compares each shown field with that entry (see `Evidence.for_page`)."""
+    setters = dict.fromkeys(fields, registered_index)
+    for item in history(conn, subject, subject_id):
+        setters.update((name, item.entry_index) for name in item.changes if name in setters)
+    return setters
+
+
+def gtin_changes(conn: Connection, product_id: str) -> list[tuple[int, str, str]]:
+    """A product's GTIN changes, oldest first: (entry index, GTIN before, GTIN after)."""
+    return [
+        (item.entry_index, item.previous["gtin"], item.changes["gtin"])
+        for item in history(conn, "product", product_id)
+        if "gtin" in item.changes
+    ]
+
+
+def gtin_at(conn: Connection, product_id: str, current: str, index: int) -> str:
+    """The GTIN a product had at a ledger entry: what the first change after it replaced,
+    or, if none came after, the one it has now."""
+    later = [before for at, before, _ in gtin_changes(conn, product_id) if at > index]
+    return later[0] if later else current

@@ -9,6 +9,7 @@ Anything that differs is named as `part.problem` ("batch.quantity", "event.missi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -48,6 +49,7 @@ class Check:
     short_hash: str
     proof: Proof
     problems: tuple[str, ...] = ()
+    update: bool = False  # a later entry that set some of the part's fields
 
     @property
     def ok(self) -> bool:
@@ -93,21 +95,52 @@ class _Checker:
         self.checks: list[Check] = []
 
     def check(
-        self, part: str, index: int, shown: dict[str, Any] | None, *extra: str
+        self,
+        part: str,
+        index: int,
+        shown: dict[str, Any] | None,
+        *extra: str,
+        names: Sequence[str] | None = None,
+        read_as: str | None = None,
     ) -> dict[str, Any] | None:
-        """Compare what the page shows of `part` with the entry at `index`; returns what
-        the entry says (None when it is not that part's kind of entry)."""
+        """Compare what the page shows of `part` (those `names` of it; all it shows by
+        default) with the entry at `index`, read as `read_as`'s kind (an update of the
+        part); returns what the entry says (None when it is not that kind of entry)."""
         facts = self.evidence.entry(self.conn, index)
-        signed = self.evidence.signed(facts, part)
+        signed = self.evidence.signed(facts, read_as or part)
         problems = list(extra)
         if signed is None:
             problems.append("kind")
         elif shown is not None:
-            names = KINDS.for_part(part).shown.fields  # type: ignore[union-attr]
+            if names is None:
+                names = KINDS.for_part(part).shown.fields  # type: ignore[union-attr]
             problems += [n for n in names if shown.get(n) != signed.get(n)]
         proof = self.evidence.proof(self.conn, self.note, index)
-        self.checks.append(Check(part, index, facts.short_hash, proof, tuple(problems)))
+        check = Check(part, index, facts.short_hash, proof, tuple(problems), read_as is not None)
+        self.checks.append(check)
         return signed
+
+    def check_updated(self, part: str, index: int, shown: dict[str, Any], key: str) -> None:
+        """A producer or product: each field shown compared with the entry that last set
+        it, its registration or a later update, as the ledger's own entries say (the
+        rows' update history is for showing the history, not for deciding this)."""
+        updater = KINDS.updater_of(part)
+        names = list(KINDS.for_part(part).shown.fields)  # type: ignore[union-attr]
+        setters = dict.fromkeys(names, index)
+        if updater is not None and updater.shown is not None:
+            for update in self.about(f"{part}:{key}", updater.name):
+                said = self.evidence.signed(
+                    self.evidence.entry(self.conn, update), updater.shown.part
+                )
+                setters.update((n, update) for n in (said or {}) if n in setters)
+        groups: dict[int, list[str]] = {index: []}
+        for name, setter in setters.items():
+            groups.setdefault(setter, []).append(name)
+        for setter, group in sorted(groups.items()):
+            if setter == index:
+                self.check(part, index, shown, names=group)
+            elif updater is not None and updater.shown is not None:
+                self.check(part, setter, shown, names=group, read_as=updater.shown.part)
 
     def absent(self, part: str, index: int | None, problem: str) -> None:
         """Something the page would show differently: the ledger has it and the rows do not,
@@ -150,8 +183,8 @@ def view(
         recall = _recall(c, batch, signed)
         events = _events(c, batch.id)
         inspections = _inspections(c, batch.id)
-    c.check("product", product.entry_index, shown_product)
-    c.check("producer", producer_row.entry_index, producer)
+    c.check_updated("product", product.entry_index, shown_product, product.id)
+    c.check_updated("producer", producer_row.entry_index, producer, producer_row.id)
     rating = _rating(c, product.id, today)
     return ScanView(
         product=shown_product,

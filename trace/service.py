@@ -34,7 +34,9 @@ from ocop_trace.models import (
     EventCreate,
     InspectionCreate,
     LabelIssue,
+    ProducerChanges,
     ProducerCreate,
+    ProductChanges,
     ProductCreate,
     RatingCreate,
 )
@@ -79,9 +81,16 @@ class TraceService:
 
     # -- set-up -------------------------------------------------------------------------
     def ensure_council_key(self, root: Ed25519PrivateKey) -> None:
-        """Give the service a council key registered by the root key (once)."""
-        if self.custody.key_for(COUNCIL_OWNER) is not None:
-            return
+        """Give the service a council key registered by the root key: once, and again when
+        this version declares kinds the held key may not sign or grant (a new key is
+        registered beside it; the custody then signs with the newest)."""
+        held = self.custody.key_for(COUNCIL_OWNER)
+        if held is not None:
+            grant = self.store.grants().get(keys.key_id(keys.public_bytes(held)))
+            wanted = set(KINDS.signed_by("council"))
+            grantable = set(KINDS.signed_by("producer") + KINDS.signed_by("inspector"))
+            if grant is not None and wanted <= grant.kinds and grantable <= grant.may_grant:
+                return
         council = keys.generate()
         registration = _registration(
             root,
@@ -121,20 +130,53 @@ class TraceService:
     # -- council --------------------------------------------------------------------------
     def register_producer(self, principal: Principal, data: ProducerCreate) -> Receipt:
         """The producer, and a custodial signing key registered for it, in one append."""
+        body = data.model_dump(exclude_none=True)
+        return self.council_signs(principal, [("producer.registered", body)])[0]
+
+    def council_signs(
+        self, principal: Principal, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Receipt]:
+        """(kind, body) signed with the council's key and appended in one transaction, all
+        or none; each producer registered gets a custodial signing key, registered right
+        after it (so the receipts include those registrations) and kept in the same
+        transaction."""
         require_role(principal, "council")
-        council, producer_key = self._key(COUNCIL_OWNER), keys.generate()
-        statements = [
-            sign_statement("producer.registered", data.model_dump(exclude_none=True), council),
-            _registration(
-                council, producer_key, "producer", data.id, KINDS.signed_by("producer"), data.id
-            ),
-        ]
-        owner = owner_of("producer", data.id)
-        return self._append(statements, also=self._keep(owner, producer_key))[0]
+        council = self._key(COUNCIL_OWNER)
+        statements, new_keys = [], []
+        for kind, body in items:
+            statements.append(sign_statement(kind, body, council))
+            if kind == "producer.registered":
+                key, producer = keys.generate(), str(body["id"])
+                statements.append(
+                    _registration(
+                        council, key, "producer", producer, KINDS.signed_by("producer"), producer
+                    )
+                )
+                new_keys.append((owner_of("producer", producer), key))
+
+        def keep(conn: Connection, _: list[Receipt]) -> None:
+            for owner, key in new_keys:
+                self.custody.keep(conn, owner, key, utc_now())
+
+        return self._append(statements, also=keep)
 
     def register_product(self, principal: Principal, data: ProductCreate) -> Receipt:
         body = data.model_dump(exclude_none=True)
         return self._signs(principal, "council", "product.registered", body)
+
+    def update_producer(
+        self, principal: Principal, producer_id: str, data: ProducerChanges
+    ) -> Receipt:
+        """Change a producer's name, addresses, contact, description or photo (council)."""
+        body = {"producer_id": producer_id, **data.changes()}
+        return self._signs(principal, "council", "producer.updated", body)
+
+    def update_product(
+        self, principal: Principal, product_id: str, data: ProductChanges
+    ) -> Receipt:
+        """Change a product's names, description, photo or GTIN (council)."""
+        body = {"product_id": product_id, **data.changes()}
+        return self._signs(principal, "council", "product.updated", body)
 
     def record_rating(self, principal: Principal, data: RatingCreate) -> Receipt:
         body = data.model_dump(exclude_none=True)
@@ -162,8 +204,13 @@ class TraceService:
         return self._signs(principal, "council", KEY_REGISTERED, body)
 
     def revoke_key(self, principal: Principal, key_id: str, reason: str) -> Receipt:
+        """Signed by the council key that registered it (an older one, after a rotation)."""
+        require_role(principal, "council")
         body = {"key_id": key_id, "reason": reason}
-        return self._signs(principal, "council", KEY_REVOKED, body)
+        grant = self.store.grants().get(key_id)
+        signer = grant and self.custody.key_with_id(COUNCIL_OWNER, grant.registered_by)
+        key = signer or self._key(COUNCIL_OWNER)
+        return self._append([sign_statement(KEY_REVOKED, body, key)])[0]
 
     def create_user(
         self, principal: Principal, username: str, password: str, role: str, producer_id: str
@@ -272,6 +319,18 @@ class TraceService:
     def record_inspection(self, principal: Principal, data: InspectionCreate) -> Receipt:
         body = data.model_dump(exclude_none=True)
         return self._signs(principal, "inspector", "inspection.recorded", body)
+
+    def sign_own(
+        self, principal: Principal, items: Sequence[tuple[str, dict[str, Any], str]]
+    ) -> list[Receipt]:
+        """(kind, body, issued_at) signed with the caller's own key and appended, all or
+        none. Signing is deterministic (Ed25519, the time given), so the same items sign
+        to the same statements, which the ledger appends once (EPCIS capture relies on it)."""
+        require_role(principal, "producer", "inspector")
+        role: Role = "producer" if principal.role == "producer" else "inspector"
+        subject = principal.producer_id if role == "producer" else principal.username
+        key = self._key(owner_of(role, subject))
+        return self._append([sign_statement(k, body, key, at) for k, body, at in items])
 
     # -- statements signed elsewhere ------------------------------------------------------
     def submit_signed(

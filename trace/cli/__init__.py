@@ -3,14 +3,15 @@
 cli/
 ├── common.py   consoles, the --db option, errors that exit 2
 ├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild
-└── service.py  serve, labels, verify-label, user-add, demo
+├── service.py  serve, labels, verify-label, user-add, demo
+└── interop.py  export-epcis, import, export-sheet
 """
 
 from __future__ import annotations
 
 import typer
 
-from ocop_trace.cli import ledger, service
+from ocop_trace.cli import interop, ledger, service
 from ocop_trace.witness.cli import witness_typer
 from ocop_trace.witness.monitor import monitor_command
 
@@ -37,6 +38,9 @@ for name, command in (
     ("user-add", service.user_add),
     ("demo", service.demo),
     ("monitor", monitor_command),
+    ("export-epcis", interop.export_epcis),
+    ("import", interop.import_command),
+    ("export-sheet", interop.export_sheet),
 ):
     app.command(name)(command)
 app.add_typer(witness_typer(), name="witness")

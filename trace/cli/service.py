@@ -192,6 +192,20 @@ def demo(
     for state, link in result.links.items():
         out.print(f"  {state}: {link}")
     out.print(f"  the API: {url}/docs   the ten products: {url}/api/v1/products")
+    out.print("\nInteroperability (EPCIS 2.0, spreadsheets, edits as statements):")
+    for what, path in (
+        ("a batch's EPCIS events", "/api/v1/batches/mien-dong-tai-hoan-b1/epcis"),
+        ("a product with a GTIN, in EPCIS", "/api/v1/products/tra-hoa-vang/epcis"),
+        ("every batch as a spreadsheet", "/api/v1/exports/batches.xlsx"),
+        ("the import template for a council", "/api/v1/imports/template"),
+        ("a producer moved by the 2025 reform", "/api/v1/producers/htx-tai-hoan/history"),
+        ("a product given a GTIN", "/api/v1/products/tra-hoa-vang/history"),
+    ):
+        out.print(f"  {what}: {url}{path}")
+    out.print(
+        f"  the whole ledger in EPCIS: .venv/bin/ocop-trace export-epcis --out epcis.jsonld "
+        f"--db {settings.database_url}"
+    )
     out.print("\nCheck it yourself:")
     out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")
     out.print(
