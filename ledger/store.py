@@ -7,8 +7,9 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -67,6 +68,7 @@ def open_engine(url: str) -> Engine:
         # are cheap file handles, so that pool never runs dry; a PostgreSQL pool is sized
         # above the number of threads an app worker runs (see ocop_trace.app).
         if parsed.get_backend_name() == "sqlite":
+            _create_private(parsed.database)
             engine = create_engine(
                 parsed, connect_args={"timeout": 60}, pool_size=8, max_overflow=-1
             )
@@ -128,6 +130,18 @@ def reopenable_url(engine: Engine) -> str | None:
     if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return None
     return engine.url.render_as_string(hide_password=False)
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (SQLite gives its -wal and -shm
+    files the same mode): it holds the encrypted custodial keys and the users' hashes."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing file keeps its mode; a missing folder is SQLite's error to report
+    with suppress(FileExistsError):  # another process created it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine) -> None:

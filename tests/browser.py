@@ -113,7 +113,9 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps its event loop marked as running
+# on the main thread while it is open, so later tests calling asyncio.run fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

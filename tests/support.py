@@ -17,6 +17,7 @@ from ledger.authority import KEY_REGISTERED
 from ledger.note import Checkpoint, NoteSigner, format_checkpoint, sign_note
 from ledger.statement import GENESIS_PREV_HASH, Statement, make_entry, sign_statement
 from ocop_trace.accounts import Principal
+from ocop_trace.api import examples
 from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
 
@@ -110,35 +111,11 @@ PRODUCER = {
     "address_current": {"province": "Thái Nguyên", "commune": "Côn Minh", "line": "thôn Chè Cọ"},
 }
 OTHER_PRODUCER = {**PRODUCER, "id": "htx-tan-son", "name": "HTX nông nghiệp sạch Tân Sơn"}
-PRODUCT = {
-    "id": "mien-dong-tai-hoan",
-    "producer_id": "htx-tai-hoan",
-    "name_vi": "Miến dong Tài Hoan",
-    "name_en": "Tài Hoan arrowroot noodles",
-    "product_set": "food.processed_cereals",
-    "gtin": "8936012345674",
-}
-RATING = {
-    "product_id": "mien-dong-tai-hoan",
-    "score_hundredths": 9114,
-    "level": "national",
-    "issuing_body": "Bộ Nông nghiệp và Phát triển nông thôn",
-    "decision_no": "DEMO-2890",
-    "decision_date": "2024-06-30",
-    "certificate_no": "DEMO-5S-0001",
-    "issued_on": "2024-06-30",
-    "evaluation_year": 2024,
-}
-BATCH = {
-    "id": "mien-2026-001",
-    "product_id": "mien-dong-tai-hoan",
-    "lot": "L2601",
-    "produced_on": "2026-01-04",
-    "quantity": 1200000,
-    "unit": "g",
-    "origin": "thôn Chè Cọ, xã Côn Minh",
-}
-EVENT = {"biz_step": "packing", "at": "2026-01-05T10:00:00Z", "place": "xã Côn Minh"}
+# The API docs' examples (checked against their models there) are the tests' data too.
+PRODUCT = {k: v for k, v in examples.PRODUCT.items() if k != "image_url"}
+RATING = dict(examples.RATING)
+BATCH = {k: v for k, v in examples.BATCH.items() if k != "inputs"}
+EVENT = dict(examples.EVENT)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def test_the_report_form_round_trip_without_script(
     context = chromium.new_context(viewport=PHONE, java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(served_demo.links["not_registered"] + "?lang=vi")
+        page.goto(served_demo.links["rating_revoked"] + "?lang=vi")
         page.fill("#report-note", "giá rẻ bất thường")
         page.fill("#report-where_bought", "chợ phiên")
         page.click("button[type=submit]")

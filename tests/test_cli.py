@@ -187,6 +187,7 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
     code, out, _ = invoke("demo", "--dir", "d")
     assert code == 0, out
     assert "VALID" in out
+    assert "This is a demonstration" in out
     for kind in (
         "producer.registered: 9",
         "product.registered: 10",

@@ -37,7 +37,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "rating.recorded": RATING,
     "rating.revoked": {"rating_id": 3, "reason": "mistaken score"},
-    "batch.registered": {**BATCH, "inputs": ["b", "a", "b"]},
+    "batch.registered": {**BATCH, "inputs": ["in-b", "in-a", "in-b"]},
     "batch.event": {"batch_id": BATCH["id"], **EVENT},
     "batch.recalled": {"batch_id": BATCH["id"], "reason": "mould in the lot"},
     "labels.issued": {"batch_id": BATCH["id"], "count": 21, "commitment": "ab" * 32},

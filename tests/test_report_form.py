@@ -44,7 +44,7 @@ def test_a_phone_photo_is_kept_small_upright_and_without_its_gps(api: Api) -> No
     issue_labels(api, 1)
     big = _phone_photo()
     assert 4 * 2**20 < len(big) <= photos.MAX_BYTES
-    inputs = _form(api, link("0000000000000000"))  # the not-registered page has the form
+    inputs = _form(api, link(issued_serials(api)[0]))
     status, _, _ = _send(api, inputs, ("anh.jpg", big, "image/jpeg"), note="giá quá rẻ")
     assert status == 303
     with api.service.engine.connect() as conn:
@@ -58,6 +58,18 @@ def test_a_phone_photo_is_kept_small_upright_and_without_its_gps(api: Api) -> No
     assert listed["total"] == 1
     assert "testclient" not in str(listed)  # the sender's address is never stored
     assert api.client.get("/api/v1/reports", headers=api.as_("producer")).status_code == 403
+
+
+def test_an_unknown_code_s_page_has_no_form_and_the_form_refuses_it(api: Api) -> None:
+    issue_labels(api, 1)
+    _, page, answer = scan(api, link("0000000000000000"))
+    assert page.verdict == "not_registered"
+    assert 'name="csrf"' not in answer.text  # invented codes cannot fill the inbox
+    inputs = _form(api, link(issued_serials(api)[0]))
+    status, page, html = _send(api, {**inputs, "serial": "0000000000000000"}, note="giả?")
+    assert status == 422
+    assert "không do hệ thống cấp" in page.all_text
+    assert ">giả?</textarea>" in html
 
 
 def test_the_thank_you_page_switches_language(api: Api) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from ocop_trace import __version__, reports
+from ocop_trace import __version__, docs_offline, reports
 from ocop_trace.api import (
     auth,
     batches,
@@ -27,13 +27,16 @@ from ocop_trace.api.deps import get_principal
 from ocop_trace.background import lifespan
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.evidence import Evidence
+from ocop_trace.headers import SecurityHeaders
 from ocop_trace.ledger_setup import open_service
+from ocop_trace.limits import BodyLimit
 from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
-from ocop_trace.settings import Settings
+from ocop_trace.settings import Settings, warn_if_development
 from ocop_trace.site import report, resolver, scan
 from ocop_trace.site.cache import ScanPages
 from ocop_trace.site.pages import html_errors
+from ocop_trace.throttle import SignIn
 from ocop_trace.witness.tile_routes import tile_routes
 from ocop_trace.witnessing import Witnessing, load_policy
 
@@ -48,8 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Traceability for OCOP products on a signed, verifiable ledger.",
         responses=ERROR_RESPONSES,
         lifespan=lifespan,
+        openapi_tags=docs_offline.TAGS,
+        docs_url=None,  # served offline by docs_offline
+        redoc_url=None,  # ReDoc loads from a CDN
     )
-    app.state.settings = settings
+    app.state.settings = settings  # pages read settings.is_development for their banner
+    warn_if_development(settings)
     app.state.service = service
     app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
     app.state.witnessing = Witnessing(service.store, load_policy(settings))
@@ -58,7 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.witnessing, settings.page_cache_seconds, settings.page_cache_size
     )
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
+    app.state.sign_in = SignIn(
+        service.engine, settings.secret_key.get_secret_value(), settings.login_concurrency
+    )
     install_error_handlers(app, html_errors)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost: all answers
     # The scan pages first: they are most of the traffic, and routes are matched in order.
     scan.add_pages(app)
     # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses.
@@ -80,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report.router,
     ):
         app.include_router(router, dependencies=[Depends(get_principal)])
+    docs_offline.install(app)
     return app
 
 

@@ -1,4 +1,8 @@
-"""Custodial signing keys: kept encrypted at rest under the service secret, used to sign."""
+"""Custodial signing keys: kept encrypted at rest under the service secret, used to sign.
+
+The key an owner signs with is its newest one the ledger registered and has not revoked;
+a revoked key's private half is deleted in the transaction of the entry that revokes it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import functools
 import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, Text, insert, select
+from sqlalchemy import Connection, Engine, Text, delete, insert, select, update
 from sqlmodel import Column, Field, SQLModel
 
 from ledger import keys
+from ledger.errors import LedgerError
+from ledger.store import KEY, writing
+from ocop_trace.errors import Unavailable
 
 
 class CustodialKey(SQLModel, table=True):
@@ -52,12 +59,13 @@ class Custody:
         )
 
     def key_for(self, owner: str) -> Ed25519PrivateKey | None:
-        """The newest key held for `owner` (keys are rotated by adding a new one)."""
+        """The key `owner` signs with: its newest registered, unrevoked one."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(CUSTODIAL.c.key_id, CUSTODIAL.c.encrypted_pem)
-                .where(CUSTODIAL.c.owner == owner)
-                .order_by(CUSTODIAL.c.created_at.desc())
+                .join(KEY, KEY.c.key_id == CUSTODIAL.c.key_id)
+                .where(CUSTODIAL.c.owner == owner, KEY.c.revoked_index.is_(None))
+                .order_by(KEY.c.registered_index.desc())
                 .limit(1)
             ).first()
         return None if row is None else self._open(row.key_id, row.encrypted_pem)
@@ -72,5 +80,37 @@ class Custody:
             ).first()
         return None if row is None else self._open(row.key_id, row.encrypted_pem)
 
+    @staticmethod
+    def forget(conn: Connection, key_id: str) -> None:
+        """Delete a revoked key's private half, in the revoking entry's transaction."""
+        conn.execute(delete(CUSTODIAL).where(CUSTODIAL.c.key_id == key_id))
+
     def _decrypt(self, key_id: str, pem: str) -> Ed25519PrivateKey:
-        return keys.private_key_from_pem(pem.encode("ascii"), _passphrase(self._secret, key_id))
+        return _open_with(self._secret, key_id, pem)
+
+    def rotate_secret(self, new_secret: str) -> int:
+        """Re-encrypt every custodial key under `new_secret`, in one transaction: all are
+        re-encrypted or, if any does not open with the current secret, none."""
+        with writing(self.engine) as conn:
+            rows = conn.execute(select(CUSTODIAL.c.key_id, CUSTODIAL.c.encrypted_pem)).all()
+            for row in rows:
+                key = _open_with(self._secret, row.key_id, row.encrypted_pem)
+                pem = keys.private_key_to_pem(key, _passphrase(new_secret, row.key_id))
+                conn.execute(
+                    update(CUSTODIAL)
+                    .where(CUSTODIAL.c.key_id == row.key_id)
+                    .values(encrypted_pem=pem.decode("ascii"))
+                )
+        return len(rows)
+
+
+def _open_with(secret: str, key_id: str, pem: str) -> Ed25519PrivateKey:
+    try:
+        return keys.private_key_from_pem(pem.encode("ascii"), _passphrase(secret, key_id))
+    except LedgerError:
+        # A configuration fault, not the caller's: say which setting to fix.
+        raise Unavailable(
+            f"the service cannot open its signing key {key_id[:16]}: TRACE_SECRET_KEY is "
+            "not the secret the keys were encrypted with. Set it back, or re-encrypt the "
+            "keys with 'ocop-trace rotate-secret'"
+        ) from None

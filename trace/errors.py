@@ -22,7 +22,7 @@ command line uses the same errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -167,12 +167,39 @@ def as_service_error(exc: Exception) -> ServiceError | None:
     return None
 
 
+def problem(error: Mapping[str, Any], skip: int = 0) -> tuple[str | None, str]:
+    """(field, message) of one Pydantic validation error, the first `skip` parts of its
+    location left out. A rule checked across fields (a model validator) is reported
+    against the field its ServiceError names, not against the whole body."""
+    loc = [str(part) for part in error["loc"][skip:]]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ServiceError) and cause.field and loc[-1:] != [cause.field]:
+        loc.append(cause.field)
+    return ".".join(loc) or None, str(error["msg"]).removeprefix("Value error, ")
+
+
 def _field(error: ServiceError) -> str | None:
     # A statement refused in a list is named by its place in the list sent.
     if error.position is None:
         return error.field
     where = f"statements[{error.position}]"
     return f"{where}.{error.field}" if error.field else where
+
+
+def asgi_answer(error: ServiceError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The error as (status, headers, body) for an ASGI middleware that answers before
+    the app runs (a body over its limit): the same shape as every other error."""
+    import json
+
+    body = json.dumps(
+        error_body(error.code, error.message, error.field, error.details), ensure_ascii=False
+    ).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    # The body was not read: the client must not send more on this connection.
+    headers.append((b"connection", b"close"))
+    return error.status, headers, body
 
 
 # A page for a browser: (request, status, error) -> response, or None to answer JSON.
@@ -207,13 +234,10 @@ def install_error_handlers(app: FastAPI, html: HtmlErrors | None = None) -> None
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            {
-                "field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-                "message": str(e["msg"]).removeprefix("Value error, "),
-            }
-            for e in exc.errors()
-        ]
+        problems = []
+        for e in exc.errors():
+            field, message = problem(e, skip=1)
+            problems.append({"field": field or str(e["loc"][0]), "message": message})
         field = problems[0]["field"] if problems else None
         detail = problems[0]["message"] if problems else "invalid request"
         message = f"{field}: {detail}" if field else detail

@@ -24,7 +24,7 @@ from sqlalchemy import insert, select, update
 
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
 from ledger.statement import Statement
-from ocop_trace.errors import Conflict, InvalidInput, NotFound
+from ocop_trace.errors import Conflict, InvalidInput, NotFound, problem
 from ocop_trace.models import (
     BATCH,
     BATCH_INPUT,
@@ -93,9 +93,7 @@ class Kind:
         try:
             return self.body.model_validate(body, strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            message = str(first["msg"]).removeprefix("Value error, ")
+            field, message = problem(exc.errors()[0])
             raise InvalidInput(
                 f"{self.name}: {field}: {message}" if field else f"{self.name}: {message}",
                 field=field,

@@ -82,6 +82,7 @@ def init_ledger(settings: Settings) -> InitResult:
     created = False
     if not (key_dir / LEDGER_KEY_FILE).exists():
         key_dir.mkdir(parents=True, exist_ok=True)
+        key_dir.chmod(0o700)  # the private keys' folder: its owner's alone
         passphrase = settings.passphrase_bytes()
         if not settings.root_key:
             root = keys.generate()

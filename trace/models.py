@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import StringConstraints, field_validator, model_validator
 from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from ocop_trace import ocop
+from ocop_trace import ocop, text
 from ocop_trace.digital_link import is_valid_gtin
 
 SLUG = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
 SLUG_RE = re.compile(SLUG)
+# An id: lower-case ASCII letters, digits and '-', 3-64 characters. (SQLModel's `regex`
+# argument is silently ignored under Pydantic 2, so the pattern goes to Pydantic itself.)
+Slug = Annotated[str, StringConstraints(pattern=SLUG, max_length=64)]
+
+
+def slug_field(**kwargs: Any) -> Any:
+    return Field(schema_extra={"pattern": SLUG}, max_length=64, **kwargs)
+
+
 MAX_INDEX = 2**53 - 1  # ledger indices and ids in paths: what a JSON number holds exactly
 MAX_LABELS = 10_000  # labels issued in one set
 
@@ -43,6 +52,8 @@ class AddressBase(SQLModel):
     commune: str = Field(default="", max_length=100)
     line: str = Field(default="", max_length=200)
 
+    _text = field_validator("province", "district", "commune", "line")(text.line)
+
 
 SHA256_HEX = r"^([0-9a-f]{64})?$"
 
@@ -62,7 +73,9 @@ class ProducerBase(SQLModel):
     contact: str = Field(default="", max_length=200, description="The business's public contact")
     description: str = Field(default="", max_length=4000)
     image_url: str = Field(default="", max_length=500, description="A photo of the producer")
-    image_sha256: str = Field(default="", regex=SHA256_HEX, description="SHA-256 of the photo")
+    image_sha256: str = Field(
+        default="", schema_extra={"pattern": SHA256_HEX}, description="SHA-256 of the photo"
+    )
 
     @field_validator("type")
     @classmethod
@@ -71,9 +84,11 @@ class ProducerBase(SQLModel):
             raise ValueError(f"type must be one of {', '.join(sorted(ocop.PRODUCER_TYPES))}")
         return value
 
+    _text = field_validator("name", "registration_no", "contact")(text.line)
+
 
 class ProducerCreate(ProducerBase):
-    id: str = Field(regex=SLUG, description="Stable id, lower-case letters, digits and '-'")
+    id: str = slug_field(description="Stable id, lower-case letters, digits and '-'")
     address_certified: AddressBase = Field(description="As printed on the certificate; kept")
     address_current: AddressBase = Field(description="After the 1 Jul 2025 reform (no district)")
 
@@ -137,8 +152,14 @@ class ProductBase(SQLModel):
     product_set: str = Field(description="OCOP product set code, e.g. food.processed_cereals")
     gtin: str = Field(default="", max_length=14, description="GTIN-8/12/13/14 with check digit")
     description: str = Field(default="", max_length=4000)
-    image_url: str = Field(default="", max_length=500)
-    image_sha256: str = Field(default="", regex=SHA256_HEX, description="SHA-256 of the image")
+    image_url: str = Field(default="", max_length=500, description="An https:// link, or empty")
+    image_sha256: str = Field(
+        default="", schema_extra={"pattern": SHA256_HEX}, description="SHA-256 of the image"
+    )
+
+    _text = field_validator("name_vi", "name_en")(text.line)
+    _prose = field_validator("description")(text.prose)
+    _https = field_validator("image_url")(text.https_url)
 
     @field_validator("product_set")
     @classmethod
@@ -156,8 +177,8 @@ class ProductBase(SQLModel):
 
 
 class ProductCreate(ProductBase):
-    id: str = Field(regex=SLUG)
-    producer_id: str = Field(regex=SLUG)
+    id: str = slug_field()
+    producer_id: str = slug_field()
 
     @property
     def sector(self) -> str:
@@ -191,7 +212,7 @@ class _Changes(SQLModel):
 
     description: str | None = Field(default=None, max_length=4000)
     image_url: str | None = Field(default=None, max_length=500)
-    image_sha256: str | None = Field(default=None, regex=SHA256_HEX)
+    image_sha256: str | None = Field(default=None, schema_extra={"pattern": SHA256_HEX})
 
     def changes(self) -> dict[str, Any]:
         """The fields this update sets, as signed (ids left out)."""
@@ -222,7 +243,7 @@ class ProducerChanges(_Changes):
 class ProducerUpdate(ProducerChanges):
     """The body of a producer.updated statement."""
 
-    producer_id: str = Field(regex=SLUG)
+    producer_id: str = slug_field()
 
 
 class ProductChanges(_Changes):
@@ -244,7 +265,7 @@ class ProductChanges(_Changes):
 class ProductUpdate(ProductChanges):
     """The body of a product.updated statement."""
 
-    product_id: str = Field(regex=SLUG)
+    product_id: str = slug_field()
 
 
 class UpdateRecord(SQLModel, table=True):
@@ -278,7 +299,7 @@ class HistoryItem(SQLModel):
 
 # -- ratings -----------------------------------------------------------------------------
 class RatingBase(SQLModel):
-    product_id: str = Field(regex=SLUG)
+    product_id: str = slug_field()
     score_hundredths: int = Field(ge=0, le=10000, description="Score x 100: 91.14 is 9114")
     level: str = Field(description="national, provincial or district")
     criteria: str = Field(default=ocop.CURRENT_CRITERIA, max_length=40)
@@ -288,6 +309,8 @@ class RatingBase(SQLModel):
     certificate_no: str = Field(default="", max_length=60)
     issued_on: str
     evaluation_year: int = Field(ge=2018, le=2100)
+
+    _text = field_validator("issuing_body", "decision_no", "certificate_no", "criteria")(text.line)
 
     @field_validator("decision_date", "issued_on")
     @classmethod
@@ -308,12 +331,34 @@ class RatingCreate(RatingBase):
 
     @model_validator(mode="after")
     def _rules(self) -> RatingCreate:
+        # Each rule names the field to fix (RatingRuleError.field), which the error
+        # answer reports instead of the whole body.
         band = ocop.stars_for_score(self.score_hundredths, self.level)
-        ocop.check_rating(band.stars, self.level, date.fromisoformat(self.decision_date))
+        decided = date.fromisoformat(self.decision_date)
+        ocop.check_rating(band.stars, self.level, decided)
+        today = ocop.today_in_vietnam().isoformat()
+        for field in ("decision_date", "issued_on"):
+            if getattr(self, field) > today:
+                raise ocop.RatingRuleError(
+                    f"{field} {getattr(self, field)} is in the future (today is {today} in "
+                    "Vietnam)",
+                    field=field,
+                )
+        if self.evaluation_year > decided.year:
+            raise ocop.RatingRuleError(
+                f"evaluation_year {self.evaluation_year} is after the decision "
+                f"({self.decision_date}): a product is evaluated before it is rated",
+                field="evaluation_year",
+            )
         if band.stars >= 3 and not self.certificate_no:
-            raise ValueError("a 3★ or better rating needs its certificate_no")
+            raise ocop.RatingRuleError(
+                "a 3★ or better rating needs its certificate_no", field="certificate_no"
+            )
         if band.stars < 3 and self.certificate_no:
-            raise ValueError("1-2★ are evaluation results only: leave certificate_no empty")
+            raise ocop.RatingRuleError(
+                "1-2★ are evaluation results only: leave certificate_no empty",
+                field="certificate_no",
+            )
         return self
 
 
@@ -344,6 +389,8 @@ class RatingPublic(RatingBase):
 class RatingRevoke(SQLModel):
     reason: str = Field(min_length=3, max_length=500)
 
+    _prose = field_validator("reason")(text.prose)
+
 
 class RatingRevocation(RatingRevoke):
     """The body of a rating.revoked statement: the rating is the entry that recorded it."""
@@ -353,8 +400,8 @@ class RatingRevocation(RatingRevoke):
 
 # -- batches -----------------------------------------------------------------------------
 class BatchBase(SQLModel):
-    product_id: str = Field(regex=SLUG)
-    lot: str = Field(min_length=1, max_length=20, regex=r"^[!-~]+$")
+    product_id: str = slug_field()
+    lot: str = Field(min_length=1, max_length=20, schema_extra={"pattern": r"^[!-~]+$"})
     produced_on: str
     expires_on: str | None = None
     quantity: int = Field(ge=0, le=10**12, description="In base units, e.g. grams or items")
@@ -367,10 +414,13 @@ class BatchBase(SQLModel):
     def _dates(cls, value: str | None) -> str | None:
         return _check_date(value, "date")
 
+    _text = field_validator("unit", "origin")(text.line)
+    _prose = field_validator("notes")(text.prose)
+
 
 class BatchCreate(BatchBase):
-    id: str = Field(regex=SLUG)
-    inputs: list[str] = Field(
+    id: str = slug_field()
+    inputs: list[Slug] = Field(
         default_factory=list, max_length=50, description="Ids of the batches this one was made from"
     )
 
@@ -408,11 +458,13 @@ class BatchPublic(BatchBase):
 class RecallCreate(SQLModel):
     reason: str = Field(min_length=3, max_length=500)
 
+    _prose = field_validator("reason")(text.prose)
+
 
 class RecallRecord(RecallCreate):
     """The body of a batch.recalled statement."""
 
-    batch_id: str = Field(regex=SLUG)
+    batch_id: str = slug_field()
 
 
 # -- events and inspections --------------------------------------------------------------
@@ -439,6 +491,9 @@ class EventBase(SQLModel):
         except Exception:
             raise ValueError("at must be a UTC time written YYYY-MM-DDTHH:MM:SSZ") from None
 
+    _text = field_validator("place")(text.line)
+    _prose = field_validator("note")(text.prose)
+
 
 class EventCreate(EventBase):
     pass
@@ -447,7 +502,7 @@ class EventCreate(EventBase):
 class EventRecord(EventBase):
     """The body of a batch.event statement."""
 
-    batch_id: str = Field(regex=SLUG)
+    batch_id: str = slug_field()
 
 
 class BatchEvent(EventBase, table=True):
@@ -463,7 +518,7 @@ class EventPublic(EventBase):
 
 class InspectionCreate(SQLModel):
     RESULTS: ClassVar[tuple[str, ...]] = ("pass", "fail", "note")
-    batch_id: str = Field(regex=SLUG)
+    batch_id: str = slug_field()
     result: str = Field(description="pass, fail or note")
     findings: str = Field(default="", max_length=4000)
 
@@ -473,6 +528,8 @@ class InspectionCreate(SQLModel):
         if value not in cls.RESULTS:
             raise ValueError("result must be pass, fail or note")
         return value
+
+    _prose = field_validator("findings")(text.prose)
 
 
 class Inspection(InspectionCreate, table=True):
@@ -508,9 +565,11 @@ class LabelIssue(SQLModel):
 class LabelSetRecord(SQLModel):
     """The body of a labels.issued statement: the Merkle root of the set, never a serial."""
 
-    batch_id: str = Field(regex=SLUG)
+    batch_id: str = slug_field()
     count: int = Field(ge=1, le=MAX_LABELS)
-    commitment: str = Field(regex=r"^[0-9a-f]{64}$", description="RFC 6962 root of the serials")
+    commitment: str = Field(
+        schema_extra={"pattern": r"^[0-9a-f]{64}$"}, description="RFC 6962 root of the serials"
+    )
 
 
 class LabelSet(SQLModel, table=True):

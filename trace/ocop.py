@@ -153,7 +153,8 @@ def _level(level: RatingLevel | str) -> RatingLevel:
         return RatingLevel(level)
     except ValueError:
         raise RatingRuleError(
-            f"The rating level must be national, provincial or district, got {level!r}"
+            f"The rating level must be national, provincial or district, got {level!r}",
+            field="level",
         ) from None
 
 
@@ -161,9 +162,15 @@ def stars_for_score(score_hundredths: int, level: RatingLevel | str) -> RatingBa
     """The band of a score; only the national level gives 5★, elsewhere 90+ is 4★ potential 5★."""
     level = _level(level)
     if isinstance(score_hundredths, bool) or not isinstance(score_hundredths, int):
-        raise RatingRuleError("The score must be a whole number of hundredths (91.14 -> 9114)")
+        raise RatingRuleError(
+            "The score must be a whole number of hundredths (91.14 -> 9114)",
+            field="score_hundredths",
+        )
     if not 0 <= score_hundredths <= MAX_SCORE:
-        raise RatingRuleError(f"The score must be 0 to 100 points, got {score_hundredths / 100}")
+        raise RatingRuleError(
+            f"The score must be 0 to 100 points, got {score_hundredths / 100}",
+            field="score_hundredths",
+        )
     stars = max(s for s, low in STAR_THRESHOLDS if score_hundredths >= low)
     if stars == 5 and level is not RatingLevel.NATIONAL:
         return RatingBand(4, potential_five=True)
@@ -218,18 +225,22 @@ def rating_authority(level: RatingLevel | str, on: date) -> RatingAuthority:
     """The body that rated at this level on that day, or RatingRuleError."""
     level = _level(level)
     if on < PROGRAMME_START:
-        raise RatingRuleError(f"OCOP ratings start with 490/QĐ-TTg ({_vn(PROGRAMME_START)})")
+        raise RatingRuleError(
+            f"OCOP ratings start with 490/QĐ-TTg ({_vn(PROGRAMME_START)})", field="decision_date"
+        )
     for authority in RATING_AUTHORITIES.values():
         if authority.level is level and authority.active_on(on):
             return authority
     if on >= DISTRICT_RATING_UNTIL:
         raise RatingRuleError(
             f"District councils no longer rate OCOP products since {_vn(DISTRICT_RATING_UNTIL)}"
-            " (1489/QĐ-TTg): the provincial council rates 3★ and 4★"
+            " (1489/QĐ-TTg): the provincial council rates 3★ and 4★",
+            field="level",
         )
     raise RatingRuleError(
         f"District councils rated OCOP products (3★) only from {_vn(DISTRICT_RATING_FROM)}"
-        f" (148/QĐ-TTg); on {_vn(on)} the provincial council rated them"
+        f" (148/QĐ-TTg); on {_vn(on)} the provincial council rated them",
+        field="level",
     )
 
 
@@ -244,33 +255,40 @@ def check_rating(
     """Refuse a rating the rules forbid; return the body that issues it."""
     level = _level(level)
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
-        raise RatingRuleError(f"Stars must be a whole number from 1 to 5, got {stars!r}")
+        raise RatingRuleError(
+            f"Stars must be a whole number from 1 to 5, got {stars!r}", field="score_hundredths"
+        )
     if stars == 5 and level is not RatingLevel.NATIONAL:
         raise RatingRuleError(
             "5★ can only be awarded at national level (the Ministry); below it a score of"
-            " 90 or more is recorded as 4★, potential 5★"
+            " 90 or more is recorded as 4★, potential 5★",
+            field="level",
         )
     authority = rating_authority(level, decision_date)
     if stars not in authority.stars:
         if level is RatingLevel.NATIONAL:
             raise RatingRuleError(
-                "The national level awards only 5★; 3★ and 4★ are rated by the provincial council"
+                "The national level awards only 5★; 3★ and 4★ are rated by the provincial council",
+                field="level",
             )
         raise RatingRuleError(
             f"A {level.value} council awards at most {max(authority.stars)}★;"
-            f" {stars}★ is rated by the provincial council"
+            f" {stars}★ is rated by the provincial council",
+            field="level",
         )
     if score_hundredths is not None:
         band = stars_for_score(score_hundredths, level)
         if band.stars != stars:
             raise RatingRuleError(
                 f"A score of {format_score(score_hundredths)} gives {band.stars}★ at"
-                f" {level.value} level, not {stars}★"
+                f" {level.value} level, not {stars}★",
+                field="score_hundredths",
             )
     if certificate_number and stars < CERTIFIED_MIN_STARS:
         raise RatingRuleError(
             f"{stars}★ is an evaluation result only: OCOP certificates (and their numbers)"
-            " are issued from 3★ up"
+            " are issued from 3★ up",
+            field="certificate_no",
         )
     return authority
 

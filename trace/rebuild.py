@@ -16,6 +16,7 @@ from ledger.statement import parse_entry
 from ledger.store import LedgerStore, open_engine, writing
 from ledger.verifier import Failure
 from ocop_trace.kinds import KINDS
+from ocop_trace.label_repair import UNHELD
 from ocop_trace.models import LABEL_SERIAL, LABEL_SET, PROJECTION_TABLES
 from ocop_trace.projection import Projector, clear
 from ocop_trace.serials import parse_canonical, serial_set_commitment
@@ -90,14 +91,21 @@ def has_projection(engine: Engine) -> bool:
 
 
 def check_label_serials(engine: Engine) -> Failure | None:
-    """Every issued label set: the serials kept must be exactly those the ledger committed to."""
+    """Every issued label set: the serials kept must be exactly those the ledger committed
+    to. A set marked as not held here (`repair-labels`), with none kept, is information
+    for `verify` to print, not a failure."""
     with engine.connect() as conn:
-        sets = select(
-            LABEL_SET.c.id,
-            LABEL_SET.c.batch_id,
-            LABEL_SET.c.count.label("issued"),
-            LABEL_SET.c.commitment,
-        ).order_by(LABEL_SET.c.id)
+        sets = (
+            select(
+                LABEL_SET.c.id,
+                LABEL_SET.c.batch_id,
+                LABEL_SET.c.count.label("issued"),
+                LABEL_SET.c.commitment,
+                UNHELD.c.label_set_id.label("unheld"),
+            )
+            .outerjoin(UNHELD, UNHELD.c.label_set_id == LABEL_SET.c.id)
+            .order_by(LABEL_SET.c.id)
+        )
         for label_set in conn.execute(sets):
             serials = (
                 conn.execute(
@@ -106,6 +114,8 @@ def check_label_serials(engine: Engine) -> Failure | None:
                 .scalars()
                 .all()
             )
+            if label_set.unheld is not None and not serials:
+                continue
             root = serial_set_commitment([parse_canonical(s) for s in serials]).hex()
             if len(serials) != label_set.issued or root != label_set.commitment:
                 return Failure(

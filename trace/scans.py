@@ -54,7 +54,7 @@ NETWORK = ScanNetwork.__table__  # type: ignore[attr-defined]
 def client_hash(secret: str, serial: str, host: str | None) -> str:
     """The serial's pseudonym for a network: the same network, the same serial, any day."""
     key = _key(secret)
-    return hmac.digest(key, serial.encode() + b"\n" + coarse_network(host), "sha256").hex()[:32]
+    return hmac.digest(key, serial.encode() + b"\n" + network_of(host), "sha256").hex()[:32]
 
 
 @lru_cache(maxsize=4)
@@ -63,7 +63,7 @@ def _key(secret: str) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def coarse_network(host: str | None) -> bytes:
+def network_of(host: str | None) -> bytes:
     """The coarse network of an address: IPv4 /24, IPv6 /48."""
     try:
         address = ipaddress.ip_address(host or "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +20,10 @@ from ledger import keys
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED
 from ledger.statement import Statement, sign_statement, utc_now
 from ledger.store import Also, LedgerStore, Receipt, writing
-from ocop_trace import accounts, labels
+from ocop_trace import accounts, label_repair, labels, text
 from ocop_trace.accounts import Principal
 from ocop_trace.custody import Custody
-from ocop_trace.errors import Forbidden, NotAuthenticated, NotFound, Unavailable
+from ocop_trace.errors import Conflict, Forbidden, NotAuthenticated, NotFound, Unavailable
 from ocop_trace.kinds import KINDS, Role
 from ocop_trace.links import label_url
 from ocop_trace.models import (
@@ -106,8 +107,13 @@ class TraceService:
     # -- signing --------------------------------------------------------------------------
     def _key(self, owner: str) -> Ed25519PrivateKey:
         key = self.custody.key_for(owner)
+        if key is None and owner == COUNCIL_OWNER:
+            raise Unavailable("the service holds no council key; run ocop-trace init")
         if key is None:
-            raise Unavailable(f"the service holds no signing key for {owner}; run ocop-trace init")
+            raise Conflict(
+                f"the service holds no signing key for {owner} (it was revoked): the council "
+                "gives it a new one with POST /api/v1/producers/{id}/keys/rotate"
+            )
         return key
 
     def _keep(self, owner: str, key: Ed25519PrivateKey) -> Also:
@@ -160,6 +166,22 @@ class TraceService:
 
         return self._append(statements, also=keep)
 
+    def look_alike_producers(self, name: str) -> list[dict[str, Any]]:
+        """Warnings for the council: registered producers whose name could pass for `name`
+        (a shopper reads the name on the scan page, so a look-alike may be an impostor)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(PRODUCER.c.id, PRODUCER.c.name)).all()
+        return [
+            {
+                "code": "confusable_name",
+                "message": f"the name looks like that of producer {row.id} ({row.name}): "
+                "check this is not an impostor before issuing its labels",
+                "details": {"producer_id": row.id, "name": row.name},
+            }
+            for row in rows
+            if text.confusable(name, row.name)
+        ]
+
     def register_product(self, principal: Principal, data: ProductCreate) -> Receipt:
         body = data.model_dump(exclude_none=True)
         return self._signs(principal, "council", "product.registered", body)
@@ -204,13 +226,68 @@ class TraceService:
         return self._signs(principal, "council", KEY_REGISTERED, body)
 
     def revoke_key(self, principal: Principal, key_id: str, reason: str) -> Receipt:
-        """Signed by the council key that registered it (an older one, after a rotation)."""
+        """Signed by the council key that registered it (an older one, after a rotation);
+        the service forgets the key's private half if it held it."""
         require_role(principal, "council")
         body = {"key_id": key_id, "reason": reason}
         grant = self.store.grants().get(key_id)
         signer = grant and self.custody.key_with_id(COUNCIL_OWNER, grant.registered_by)
         key = signer or self._key(COUNCIL_OWNER)
-        return self._append([sign_statement(KEY_REVOKED, body, key)])[0]
+        forget: Also = lambda conn, _: self.custody.forget(conn, key_id)  # noqa: E731
+        return self._append([sign_statement(KEY_REVOKED, body, key)], also=forget)[0]
+
+    def rotate_producer_key(
+        self, principal: Principal, producer_id: str, reason: str
+    ) -> tuple[list[Receipt], str, str]:
+        """A new custodial key for the producer, registered, and its old one revoked, in one
+        append: no moment when it has two keys or none. Returns (receipts, new, old)."""
+        require_role(principal, "council")
+        self._require_producer(producer_id)
+        owner = owner_of("producer", producer_id)
+        old = self.custody.key_for(owner)  # None when it was revoked alone
+        old_id = "" if old is None else keys.key_id(keys.public_bytes(old))
+        council, new = self._key(COUNCIL_OWNER), keys.generate()
+        statements = [
+            _registration(
+                council, new, "producer", producer_id, KINDS.signed_by("producer"), producer_id
+            )
+        ]
+        if old_id:
+            statements.append(
+                sign_statement(KEY_REVOKED, {"key_id": old_id, "reason": reason}, council)
+            )
+
+        def swap(conn: Connection, receipts: list[Receipt]) -> None:
+            self.custody.keep(conn, owner, new, utc_now())
+            self.custody.forget(conn, old_id)
+
+        receipts = self._append(statements, also=swap)
+        return receipts, keys.key_id(keys.public_bytes(new)), old_id
+
+    # -- accounts -------------------------------------------------------------------------
+    def set_user_disabled(self, principal: Principal, username: str, disabled: bool) -> None:
+        """Disable a user (its tokens are revoked with it) or enable it again."""
+        require_role(principal, "council")
+        with writing(self.engine) as conn:
+            accounts.set_disabled(conn, username, disabled)
+
+    def user_tokens(
+        self, principal: Principal, username: str, ttl: timedelta
+    ) -> list[accounts.TokenPublic]:
+        """A user's tokens (the council's view, or the user's own)."""
+        with self.engine.connect() as conn:
+            return accounts.tokens_of(conn, self._self_or_council(conn, principal, username), ttl)
+
+    def revoke_user_tokens(self, principal: Principal, username: str) -> int:
+        with writing(self.engine) as conn:
+            return accounts.revoke_all(conn, self._self_or_council(conn, principal, username))
+
+    @staticmethod
+    def _self_or_council(conn: Connection, principal: Principal, username: str) -> int:
+        require_role(principal, *accounts.ROLES)
+        if principal.role != "council" and principal.username != username:
+            raise Forbidden("only the council may see or revoke another user's tokens")
+        return accounts.user_id_of(conn, username)
 
     def create_user(
         self, principal: Principal, username: str, password: str, role: str, producer_id: str
@@ -219,15 +296,15 @@ class TraceService:
         require_role(principal, "council")
         if producer_id:
             self._require_producer(producer_id)
-        now = utc_now()
+        user, now = accounts.new_user(username, password, role, producer_id), utc_now()
         if role != "inspector":
             with writing(self.engine) as conn:
-                return accounts.create_user(conn, username, password, role, producer_id, now)
+                return accounts.create_user(conn, user, now)
         created: list[int] = []
         key, owner = keys.generate(), owner_of("inspector", username)
 
         def add_user(conn: Connection, _: list[Receipt]) -> None:
-            created.append(accounts.create_user(conn, username, password, role, "", now))
+            created.append(accounts.create_user(conn, user, now))
             self.custody.keep(conn, owner, key, now)
 
         council = self._key(COUNCIL_OWNER)
@@ -338,11 +415,28 @@ class TraceService:
         principal: Principal,
         statements: Iterable[Sequence[Statement]],
         on_chunk: Callable[[list[Receipt]], None] | None = None,
+        serials: Sequence[Sequence[str]] = (),
     ) -> list[Receipt]:
         """Append statements signed offline, all or none, through the projection; a user may
-        submit only their own keys' work. Statements come in chunks, held one at a time."""
+        submit only their own keys' work. Statements come in chunks, held one at a time.
+
+        A `labels.issued` statement commits to its serials by their Merkle root only, so
+        it is accepted only with its serials (one list per label set in `serials`, matched
+        by root), stored in the same transaction: no label set without its serials."""
         require_role(principal, *accounts.ROLES)
-        return self.store.append_stream(self._own_work(principal, statements), on_chunk=on_chunk)
+        label_sets: list[Statement] = []
+
+        def noted(chunks: Iterable[Sequence[Statement]]) -> Iterable[Sequence[Statement]]:
+            for chunk in chunks:
+                label_sets.extend(s for s in chunk if s.kind == "labels.issued")
+                yield chunk
+
+        def keep(conn: Connection, _: list[Receipt]) -> None:
+            label_repair.keep_offline_sets(conn, label_sets, serials)
+
+        return self.store.append_stream(
+            noted(self._own_work(principal, statements)), on_chunk=on_chunk, also=keep
+        )
 
     def _own_work(
         self, principal: Principal, chunks: Iterable[Sequence[Statement]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +75,27 @@ class Settings(BaseSettings):
         "(required outside development; there it defaults to http://127.0.0.1:8000).",
         pattern=r"^(https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?)?$",
     )
+    token_days: int = Field(
+        default=30, ge=1, le=3650, description="An API token expires after this many days unused"
+    )
+    login_concurrency: int = Field(
+        default=1, ge=1, le=16, description="Password hashes one server process runs at once"
+    )
+    report_bytes_per_day: int = Field(
+        default=200 * 1024 * 1024,
+        ge=0,
+        description="Storage fake reports (photos included) may take per day, in bytes",
+    )
+
+    @property
+    def is_development(self) -> bool:
+        """Running as a development or demo server: pages show a banner, `serve` warns."""
+        return self.environment == "development"
+
+    @property
+    def placeholder_secret(self) -> bool:
+        """The secret is the public placeholder: anyone with the database can open its keys."""
+        return self.secret_key.get_secret_value() == PLACEHOLDER_SECRET
 
     @model_validator(mode="after")
     def _real_values_outside_development(self) -> Settings:
@@ -94,12 +116,32 @@ class Settings(BaseSettings):
             self.public_url = DEVELOPMENT_URL
         return self
 
-    @property
-    def development(self) -> bool:
-        """The placeholder secret may be in use: every page and the log say so."""
-        return self.environment == "development"
-
     def passphrase_bytes(self) -> bytes | None:
         if self.key_passphrase is None or not self.key_passphrase.get_secret_value():
             return None
         return self.key_passphrase.get_secret_value().encode("utf-8")
+
+
+DEVELOPMENT_WARNING = (
+    "DEVELOPMENT MODE (TRACE_ENVIRONMENT=development): not for real products. "
+    "{secret}Set TRACE_ENVIRONMENT=production and a random TRACE_SECRET_KEY to run for real."
+)
+PLACEHOLDER_WARNING = (
+    "The secret key is the public placeholder, so anyone with a copy of the database can "
+    "decrypt every custodial signing key. "
+)
+
+
+def development_warning(settings: Settings) -> str | None:
+    """What `serve` and each server process log when not running in production."""
+    if not settings.is_development:
+        return None
+    return DEVELOPMENT_WARNING.format(
+        secret=PLACEHOLDER_WARNING if settings.placeholder_secret else ""
+    )
+
+
+def warn_if_development(settings: Settings) -> None:
+    warning = development_warning(settings)
+    if warning:
+        logging.getLogger("ocop_trace").warning(warning)

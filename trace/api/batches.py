@@ -8,15 +8,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
+from ocop_trace.api import examples
 from ocop_trace.api.deps import (
     ConnDep,
+    Created,
+    Items,
+    Page,
     PageDep,
     PrincipalDep,
     ServiceDep,
+    SlugPath,
     cached_json,
     created,
     page_of,
 )
+from ocop_trace.api.examples import body
 from ocop_trace.models import (
     BATCH,
     EVENT,
@@ -35,7 +41,11 @@ from ocop_trace.service import require_role
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
 
-@router.get("/batches", summary="Batches, optionally of one product or producer")
+@router.get(
+    "/batches",
+    summary="Batches, optionally of one product or producer",
+    response_model=Page[BatchPublic],
+)
 def list_batches(
     request: Request,
     conn: ConnDep,
@@ -53,12 +63,16 @@ def list_batches(
 
 
 @router.get("/batches/{batch_id}", response_model=BatchPublic)
-def get_batch(batch_id: str, request: Request, conn: ConnDep) -> Response:
+def get_batch(batch_id: SlugPath, request: Request, conn: ConnDep) -> Response:
     return cached_json(request, batch_public(conn, batch_row(conn, batch_id)).model_dump())
 
 
-@router.get("/batches/{batch_id}/events", summary="A batch's events in time order")
-def batch_events(batch_id: str, request: Request, conn: ConnDep) -> Response:
+@router.get(
+    "/batches/{batch_id}/events",
+    summary="A batch's events in time order",
+    response_model=Items[EventPublic],
+)
+def batch_events(batch_id: SlugPath, request: Request, conn: ConnDep) -> Response:
     batch_row(conn, batch_id)
     rows = conn.execute(
         select(EVENT).where(EVENT.c.batch_id == batch_id).order_by(EVENT.c.at, EVENT.c.id)
@@ -67,9 +81,14 @@ def batch_events(batch_id: str, request: Request, conn: ConnDep) -> Response:
     return cached_json(request, {"items": items})
 
 
-@router.post("/batches", status_code=201, summary="Register a batch (its producer)")
+@router.post(
+    "/batches", status_code=201, summary="Register a batch (its producer)", response_model=Created
+)
 def create_batch(
-    request: Request, data: BatchCreate, service: ServiceDep, principal: PrincipalDep
+    request: Request,
+    data: Annotated[BatchCreate, body(examples.BATCH)],
+    service: ServiceDep,
+    principal: PrincipalDep,
 ) -> JSONResponse:
     return created(
         request,
@@ -85,9 +104,14 @@ def create_batch(
     "/batches/{batch_id}/events",
     status_code=201,
     summary="Record harvesting, processing, packing, shipping... (its producer)",
+    response_model=Created,
 )
 def create_event(
-    batch_id: str, data: EventCreate, request: Request, service: ServiceDep, principal: PrincipalDep
+    batch_id: SlugPath,
+    data: Annotated[EventCreate, body(examples.EVENT)],
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
 ) -> JSONResponse:
     return created(
         request,
@@ -102,10 +126,11 @@ def create_event(
     "/batches/{batch_id}/recall",
     status_code=201,
     summary="Recall a batch and everything made from it (its producer)",
+    response_model=Created,
 )
 def recall_batch(
-    batch_id: str,
-    data: RecallCreate,
+    batch_id: SlugPath,
+    data: Annotated[RecallCreate, body(examples.RECALL)],
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
@@ -119,9 +144,17 @@ def recall_batch(
     )
 
 
-@router.post("/inspections", status_code=201, summary="Record an inspection (inspector)")
+@router.post(
+    "/inspections",
+    status_code=201,
+    summary="Record an inspection (inspector)",
+    response_model=Created,
+)
 def create_inspection(
-    data: InspectionCreate, request: Request, service: ServiceDep, principal: PrincipalDep
+    data: Annotated[InspectionCreate, body(examples.INSPECTION)],
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
 ) -> JSONResponse:
     return created(
         request,
@@ -132,7 +165,11 @@ def create_inspection(
     )
 
 
-@router.get("/inspections", summary="Inspections (inspectors and the council)")
+@router.get(
+    "/inspections",
+    summary="Inspections (inspectors and the council)",
+    response_model=Page[InspectionCreate],
+)
 def list_inspections(
     conn: ConnDep,
     principal: PrincipalDep,

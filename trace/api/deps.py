@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from sqlalchemy import Connection, func, select
 
 from ledger.store import Receipt
 from ocop_trace import idempotency
 from ocop_trace.accounts import PUBLIC, Principal, principal_for_token
+from ocop_trace.docs_offline import bearer
 from ocop_trace.errors import NotAuthenticated
-from ocop_trace.models import MAX_INDEX
+from ocop_trace.models import MAX_INDEX, SLUG
 from ocop_trace.service import TraceService
 
 
@@ -37,7 +40,13 @@ def get_connection(service: ServiceDep) -> Iterator[Connection]:
 ConnDep = Annotated[Connection, Depends(get_connection)]
 
 
-async def get_principal(request: Request, service: ServiceDep) -> Principal:
+async def get_principal(
+    request: Request,
+    service: ServiceDep,
+    declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+) -> Principal:
+    # `declared` puts the bearer scheme in OpenAPI; the header is read here, so that a
+    # scheme other than Bearer is refused rather than taken for anonymous access.
     # Async so that an anonymous request (every scan) costs no thread hop; a token is
     # looked up in the database off the event loop.
     header = request.headers.get("authorization")
@@ -46,12 +55,8 @@ async def get_principal(request: Request, service: ServiceDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticated("use 'Authorization: Bearer <token>'")
-    return await run_in_threadpool(_principal_for, service, token.strip())
-
-
-def _principal_for(service: TraceService, token: str) -> Principal:
-    with service.engine.connect() as conn:
-        return principal_for_token(conn, token)
+    ttl = timedelta(days=request.app.state.settings.token_days)
+    return await run_in_threadpool(principal_for_token, service.engine, token.strip(), ttl)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -59,6 +64,47 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 # Ids in paths are database integers: a larger number is refused as input (422), not
 # passed on to overflow the driver.
 IdPath = Annotated[int, Path(ge=1, le=MAX_INDEX)]
+# Producer, product and batch ids in paths: refused at the edge unless they are slugs, so
+# no id that could not have been registered reaches a use case.
+SlugPath = Annotated[str, Path(pattern=SLUG, max_length=64, description="A lower-case id")]
+
+
+T = TypeVar("T")
+
+
+class ReceiptOut(BaseModel):
+    """Where a statement now lives in the ledger."""
+
+    index: int
+    entry_hash: str
+    statement_hash: str
+    integrated_at: str
+    duplicate: bool
+
+
+class Warning(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class Created(BaseModel):
+    """A write's answer: the new thing's id (its own, or its entry index) and its receipt."""
+
+    id: str | int
+    receipt: ReceiptOut
+    warnings: list[Warning] | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Items(BaseModel, Generic[T]):
+    items: list[T]
 
 
 class PageParams(BaseModel):
@@ -115,15 +161,19 @@ def created(
     payload: Any,
     append: Callable[[], Receipt],
     created_id: str | None = None,
+    warnings: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> JSONResponse:
-    """201 with the new thing's id (its own, or the entry index) and the ledger receipt."""
+    """201 with the new thing's id (its own, or the entry index) and the ledger receipt,
+    and the `warnings` found before it was written when the route looks for some."""
 
     def run() -> tuple[int, Any]:
+        found = warnings() if warnings is not None else None
         receipt = append()
-        return 201, {
+        body = {
             "id": created_id if created_id is not None else receipt.index,
             "receipt": receipt_json(receipt),
         }
+        return 201, body if found is None else {**body, "warnings": found}
 
     return idempotent(request, service, principal, payload, run)
 

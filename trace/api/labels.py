@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ocop_trace import labels
-from ocop_trace.api.deps import PrincipalDep, ServiceDep
+from ocop_trace.api import examples
+from ocop_trace.api.deps import PrincipalDep, ServiceDep, SlugPath
+from ocop_trace.api.examples import body
 from ocop_trace.errors import InvalidInput
 from ocop_trace.models import LabelIssue
 
@@ -19,10 +23,22 @@ MEDIA_TYPES = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/p
     status_code=201,
     summary="Issue N serialised labels for a batch (its producer): PDF sheet, SVG or PNG",
     response_class=Response,
-    responses={201: {"content": {media: {} for media in MEDIA_TYPES.values()}}},
+    responses={
+        201: {
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in MEDIA_TYPES.values()
+            },
+            "description": "The labels; X-Ledger-Index names the labels.issued entry",
+        }
+    },
 )
 def issue_labels(
-    batch_id: str, data: LabelIssue, request: Request, service: ServiceDep, principal: PrincipalDep
+    batch_id: SlugPath,
+    data: Annotated[LabelIssue, body(examples.LABELS)],
+    request: Request,
+    service: ServiceDep,
+    principal: PrincipalDep,
 ) -> Response:
     if data.format != "pdf" and data.count != 1:
         raise InvalidInput(

@@ -6,20 +6,52 @@ import base64
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from ledger.errors import LedgerError
 from ledger.statement import parse_entry, statement_from_json
-from ocop_trace.api.deps import PrincipalDep, ServiceDep, cached_json, idempotent, receipt_json
+from ocop_trace.api import examples
+from ocop_trace.api.deps import (
+    PrincipalDep,
+    ReceiptOut,
+    ServiceDep,
+    cached_json,
+    idempotent,
+    receipt_json,
+)
+from ocop_trace.api.examples import body
 from ocop_trace.errors import InvalidInput, NotFound
 from ocop_trace.service import require_role
 
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["health"], summary="Database reachable and ledger head")
+class Health(BaseModel):
+    status: str
+    ledger_size: int
+    head_hash: str
+
+
+class EntryProof(BaseModel):
+    entry: dict[str, Any] = Field(description="The entry as stored (RFC 8785 JSON)")
+    entry_hash: str
+    tree_size: int
+    inclusion_proof: list[str] = Field(description="Base64 hashes, leaf to root")
+
+
+class Receipts(BaseModel):
+    receipts: list[ReceiptOut]
+
+
+@router.get(
+    "/healthz",
+    tags=["health"],
+    summary="Database reachable and ledger head",
+    response_model=Health,
+)
 def healthz(service: ServiceDep) -> JSONResponse:
     try:
         with service.engine.connect() as conn:
@@ -63,6 +95,7 @@ def publish_checkpoint(service: ServiceDep, principal: PrincipalDep) -> PlainTex
     "/api/v1/entries/{index}",
     tags=["ledger"],
     summary="One entry, with its inclusion proof in the current tree",
+    response_model=EntryProof,
 )
 def entry(index: int, request: Request, service: ServiceDep) -> Response:
     if not 0 <= index < 2**53:
@@ -100,18 +133,39 @@ def consistency(
     }
 
 
+class Submission(BaseModel):
+    """Statements signed offline, with the serials of the label sets among them."""
+
+    statements: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+    serials: list[list[str]] = Field(
+        default_factory=list,
+        max_length=500,
+        description="The serials of each labels.issued statement sent: one list per label "
+        "set, matched to its statement by their Merkle root (the statement's commitment)",
+    )
+
+
 @router.post(
     "/api/v1/statements",
     tags=["ledger"],
     status_code=201,
     summary="Append statements signed offline (all or none)",
+    description="The body is a list of signed statements, or an object with `statements` "
+    "and `serials`: a `labels.issued` statement is accepted only with its serials, which "
+    "must have the Merkle root it commits to.",
+    response_model=Receipts,
 )
 def submit(
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
-    statements: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=500)],
+    sent: Annotated[
+        Annotated[list[dict[str, Any]], Field(min_length=1, max_length=500)] | Submission,
+        body(examples.STATEMENTS, "a batch signed offline (labels.issued needs serials)"),
+    ],
 ) -> JSONResponse:
+    submission = sent if isinstance(sent, Submission) else Submission(statements=sent)
+    statements = submission.statements
     parsed = []
     for position, value in enumerate(statements):
         try:
@@ -121,7 +175,7 @@ def submit(
             raise
 
     def run() -> tuple[int, Any]:
-        receipts = service.submit_signed(principal, [parsed])
+        receipts = service.submit_signed(principal, [parsed], serials=submission.serials)
         return 201, {"receipts": [receipt_json(r) for r in receipts]}
 
-    return idempotent(request, service, principal, statements, run)
+    return idempotent(request, service, principal, submission.model_dump(), run)

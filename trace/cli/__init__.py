@@ -2,8 +2,10 @@
 
 cli/
 ├── common.py   consoles, the --db option, errors that exit 2
-├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild
+├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild,
+│               repair-labels
 ├── service.py  serve, labels, verify-label, user-add, demo
+├── accounts.py users, tokens, keys and the secret
 └── interop.py  export-epcis, import, export-sheet
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from ocop_trace.cli import interop, ledger, service
+from ocop_trace.cli import accounts, interop, ledger, service
 from ocop_trace.witness.cli import witness_typer
 from ocop_trace.witness.monitor import monitor_command
 
@@ -32,6 +34,7 @@ for name, command in (
     ("export", ledger.export),
     ("verify", ledger.verify_command),
     ("rebuild", ledger.rebuild_command),
+    ("repair-labels", ledger.repair_labels),
     ("serve", service.serve),
     ("labels", service.labels_command),
     ("verify-label", service.verify_label),
@@ -41,6 +44,13 @@ for name, command in (
     ("export-epcis", interop.export_epcis),
     ("import", interop.import_command),
     ("export-sheet", interop.export_sheet),
+    ("user-disable", accounts.user_disable),
+    ("user-enable", accounts.user_enable),
+    ("user-tokens", accounts.user_tokens),
+    ("user-revoke-tokens", accounts.user_revoke_tokens),
+    ("key-revoke", accounts.key_revoke),
+    ("key-rotate", accounts.key_rotate),
+    ("rotate-secret", accounts.rotate_secret),
 ):
     app.command(name)(command)
 app.add_typer(witness_typer(), name="witness")

@@ -38,6 +38,31 @@ from ocop_trace.cli.common import (
 # `--help`, `keygen`, `sign` and `verify --bundle` start without the web stack or the ORM.
 APPEND_CHUNK = 500  # statements held in memory at once by `append`
 
+SerialsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--serials",
+        help="JSON Lines: one label set's serials per line, as a JSON list; each list is "
+        "matched to the labels.issued entry whose signed root it has",
+    ),
+]
+
+
+def serial_sets(path: Path) -> list[list[str]]:
+    """The label sets' serials in a JSON Lines file: one JSON list of serials a line."""
+    sets = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            fail(f"{path}:{number}: expected a JSON list of serials")
+        sets.append(value)
+    return sets
+
 
 def init(db: DbOption = None) -> None:
     """Create the database schema, keys (if missing) and the genesis entry. Safe to re-run."""
@@ -97,6 +122,7 @@ def sign(
 
 def append(
     statements_file: Annotated[Path, typer.Argument(help="JSON Lines file of signed statements.")],
+    serials: SerialsOption = None,
     db: DbOption = None,
 ) -> None:
     """Append pre-signed statements (all or none), through the projection like the API does,
@@ -106,6 +132,7 @@ def append(
     from ocop_trace.ledger_setup import open_service
 
     settings = settings_with(db)
+    given = serial_sets(serials) if serials is not None else []  # labels.issued need theirs
     lines: list[int] = []  # the file's line number of each statement in the current chunk
     first = 0  # the position of the current chunk's first statement
 
@@ -143,7 +170,7 @@ def append(
 
         try:
             with statements_file.open("rb") as handle:
-                service.submit_signed(operator, chunks(handle), on_chunk=spool)
+                service.submit_signed(operator, chunks(handle), on_chunk=spool, serials=given)
         except Exception as exc:
             error = as_service_error(exc)
             position = getattr(exc, "position", None)
@@ -209,6 +236,7 @@ def verify_command(
     if root_key is not None and not HEX64.fullmatch(root_key):
         fail("--root-key must be the root public key as 64 lower-case hex digits")
     settings = settings_with(db)
+    notes: list[str] = []  # information about the database, not failures
     with user_errors():
         trusted = read_checkpoint_file(trusted_checkpoint) if trusted_checkpoint else None
         pinned = root_key or settings.root_key
@@ -225,6 +253,7 @@ def verify_command(
             options = {"expected_size": header.size, "origin": origin or header.origin}
         else:
             from ledger.bundle_export import store_records
+            from ocop_trace.label_repair import notes as label_notes
             from ocop_trace.ledger_setup import open_store, root_key_id
             from ocop_trace.rebuild import check_projection, has_projection
 
@@ -236,6 +265,7 @@ def verify_command(
             if has_projection(store.engine):
                 options["extra_checks"] = lambda: check_projection(store)
             records = store_records(store, size)
+            notes = label_notes(store.engine) if has_projection(store.engine) else []
         report = _run_verify(
             records,
             pinned,
@@ -245,9 +275,11 @@ def verify_command(
             **options,
         )
     if as_json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
+        print(json.dumps({**report.to_json(), "notes": notes}, ensure_ascii=False))
     else:
         print_report(report)
+        for note in notes:
+            out.print(f"note: {note}", highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -275,3 +307,46 @@ def rebuild_command(db: DbOption = None) -> None:
     with user_errors():
         count = rebuild(open_store(settings, signing=False))
     out.print(f"projection rebuilt from {count:,} ledger entries")
+
+
+def repair_labels(
+    serials: SerialsOption = None,
+    mark_unheld: Annotated[
+        bool,
+        typer.Option(
+            help="Mark the label sets still without serials as not held by this service: "
+            "verify then reports them as information, and their serials scan as unknown"
+        ),
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why, kept with the mark")] = (
+        "serials lost before they were stored"
+    ),
+    db: DbOption = None,
+) -> None:
+    """Repair label sets whose serials the service does not hold (a crash between the
+    entry and its serials, or an offline set sent without them). Exit 0 when none is left,
+    1 when some still lack their serials (listed), 2 on a usage or input error."""
+    from ocop_trace import label_repair
+    from ocop_trace.ledger_setup import open_store
+
+    settings = settings_with(db)
+    with user_errors():
+        engine = open_store(settings, signing=False).engine
+        if serials is not None:
+            filled = label_repair.fill_in(engine, serial_sets(serials))
+            out.print(f"serials stored for label sets {', '.join(map(str, filled)) or 'none'}")
+        if mark_unheld:
+            marked = label_repair.mark_unheld(engine, reason)
+            out.print(
+                f"marked as not held here: label sets {', '.join(map(str, marked)) or 'none'}"
+            )
+        left = label_repair.missing(engine)
+    for state in left:
+        out.print(
+            f"label set {state.id} (batch {state.batch_id}): {state.count} serials not held; "
+            "give them with --serials, or --mark-unheld",
+            highlight=False,
+        )
+    if not left:
+        out.print("every label set has its serials, or is marked as not held here")
+    raise typer.Exit(1 if left else 0)

@@ -10,8 +10,16 @@ import typer
 
 from ledger.bundle import read_header
 from ledger.statement import HEX64
-from ocop_trace.cli.common import DbOption, fail, out, print_report, settings_with, user_errors
-from ocop_trace.settings import Settings
+from ocop_trace.cli.common import (
+    DbOption,
+    err,
+    fail,
+    out,
+    print_report,
+    settings_with,
+    user_errors,
+)
+from ocop_trace.settings import Settings, development_warning
 
 
 def serve(
@@ -30,6 +38,9 @@ def serve(
         from ocop_trace.app import create_app
 
         create_app(settings)  # fail here, readably, if the schema is missing or stale
+    warning = development_warning(settings)
+    if warning:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     out.print(f"serving on http://{host}:{port}/  (API docs at /docs)")
     uvicorn.run(
         "ocop_trace.app:app_from_environment",
@@ -38,6 +49,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        # uvicorn restarts a worker that misses a 5 s health check, resetting every
+        # connection it holds; a busy two-core machine can be that slow to answer.
+        timeout_worker_healthcheck=30,
     )
 
 
@@ -213,3 +227,7 @@ def demo(
         f"--db {settings.database_url}"
     )
     out.print("  (demo certificate numbers, GTINs, lots and dates are invented: 'DEMO-')")
+    out.print(
+        "\n[bold yellow]This is a demonstration:[/] invented data, demo logins and the "
+        "public development secret. Do not use it, or its keys, for real products."
+    )

@@ -7,7 +7,15 @@ from sqlmodel import SQLModel
 
 # Each import registers its tables on SQLModel's metadata, which autogenerate compares.
 from ledger import tables  # noqa: F401
-from ocop_trace import accounts, custody, models, reports, scans  # noqa: F401
+from ocop_trace import (  # noqa: F401
+    accounts,
+    custody,
+    label_repair,
+    models,
+    reports,
+    scans,
+    throttle,
+)
 from ocop_trace.api import deps  # noqa: F401
 
 connection = context.config.attributes["connection"]

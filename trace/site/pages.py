@@ -49,7 +49,7 @@ def common(request: Request, lang: str) -> dict[str, Any]:
     return {
         "other_lang": other,
         "switch_url": switch,
-        "development": request.app.state.settings.development,
+        "development": request.app.state.settings.is_development,
         "holes": HOLES,
     }
 
@@ -141,9 +141,10 @@ def error_page(
         key = f"error.{status}" if status in ERROR_STATUSES else "error.other"
         box = _problem_box(lang, key, status)
         detail = ""
-    report = {"values": {"note": "", "where_bought": ""}, "errors": {}} if serial else None
-    page = render(request, lang, "site/error.html", detail=detail, back_url=back_url, report=report)
-    return finish(request, page, serial, {"verdict": box}, status)
+    # No report form here: reports are taken for codes the service issued, so an invented
+    # code cannot be used to fill the inspectors' inbox; the verdict says whom to tell.
+    page = render(request, lang, "site/error.html", detail=detail, back_url=back_url)
+    return finish(request, page, None, {"verdict": box}, status)
 
 
 def _problem_box(lang: str, key: str, status: int) -> bytes:

@@ -7,7 +7,7 @@ language switch and a reload are plain GETs).
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ocop_trace import csrf, i18n, photos, reports
-from ocop_trace.errors import PayloadTooLarge, TooManyRequests
+from ocop_trace.errors import InvalidInput, NotFound, PayloadTooLarge, TooManyRequests
 from ocop_trace.site.pages import finish, language, render
 
 router = APIRouter(tags=["reports"])
@@ -52,23 +52,32 @@ async def report_fake(request: Request) -> Response:
             errors["photo"] = i18n.t(lang, "photo.too_large", mb=photos.MAX_BYTES // 2**20)
     if errors:
         return _again(request, lang, values, serial, errors, 422)
-    client = reports.network_client(secret, request.client.host if request.client else None)
-    report: dict[str, Any] = {
-        "serial": serial,
-        **values,
-        "client": client,
-        "photo_type": cleaned.media_type if cleaned else "",
-        "photo": cleaned.data if cleaned else None,
-        "photo_size": len(cleaned.data) if cleaned else 0,
-    }
+    host = request.client.host if request.client else None
     try:
-        if not request.app.state.report_limiter.allow(client):
+        if not request.app.state.report_limiter.allow(reports.network_key(secret, host)):
             raise TooManyRequests("too many reports from this network", retry_after=3600)
         # Off the event loop: the write waits for the disk, and scans must not wait with it.
-        await run_in_threadpool(reports.store, request.app.state.service.engine, report)
+        await run_in_threadpool(
+            partial(
+                reports.submit,
+                request.app.state.service.engine,
+                secret,
+                serial=serial,
+                host=host,
+                **values,
+                photo=cleaned.data if cleaned else b"",
+                photo_type=cleaned.media_type if cleaned else "",
+                bytes_per_day=request.app.state.settings.report_bytes_per_day,
+            )
+        )
+    except reports.ReportBudgetExceeded:
+        return _again(request, lang, values, serial, {"note": i18n.t(lang, "report.budget")}, 429)
     except TooManyRequests:
         errors = {"note": i18n.t(lang, "report.too_many", limit=reports.REPORTS_PER_HOUR)}
         return _again(request, lang, values, serial, errors, 429)
+    except (NotFound, InvalidInput):  # a code the service never issued
+        errors = {"note": i18n.t(lang, "report.unknown_serial")}
+        return _again(request, lang, values, serial, errors, 422)
     return RedirectResponse(f"/report/thanks?lang={lang}&serial={serial}", status_code=303)
 
 

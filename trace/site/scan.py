@@ -56,6 +56,16 @@ def _page_route(path: str, summary: str, name: str, description: str) -> Callabl
     return register
 
 
+_PAGE_ANSWER = {
+    "description": "The consumer page (HTML) for a browser, the facts (JSON) for a program, "
+    "by content negotiation",
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/html": {"schema": {"type": "string"}},
+    },
+}
+
+
 def add_pages(app: FastAPI) -> None:
     """Put the scan pages on the app, first, since they are most of its traffic.
 
@@ -73,7 +83,10 @@ def add_pages(app: FastAPI) -> None:
             handler,
             methods=["GET"],
             summary=summary,
-            openapi_extra={"parameters": [{**parameter, "description": description}]},
+            openapi_extra={
+                "parameters": [{**parameter, "description": description}],
+                "responses": {"200": _PAGE_ANSWER},
+            },
             tags=["labels"],
         )
         app.add_api_route(path, handler, methods=["HEAD"], include_in_schema=False)

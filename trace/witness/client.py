@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -295,4 +296,12 @@ def witness_once(
     client = WitnessClient(
         policy, source, on_cosignature, timeout=timeout, known_sizes=known_sizes, mounts=mounts
     )
-    return asyncio.run(client.witness_checkpoint(note))
+    coroutine = client.witness_checkpoint(note)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # Called from code already inside an event loop (a notebook, a test browser):
+    # asyncio.run refuses there, so the round runs on a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
