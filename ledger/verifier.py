@@ -4,6 +4,7 @@ Workers (separate processes) do everything that needs no history: parse each ent
 canonical bytes, check its statement signature, hash it. The main process then walks the
 results in order and checks what does: index continuity, hash links, authority at that
 point of the ledger, the Merkle root against each checkpoint, and the trusted checkpoint.
+Given a witness policy, the latest checkpoint must also carry the quorum's cosignatures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyRegistry, open_chec
 from ledger.errors import LedgerError, NoteError, VerifierError
 from ledger.fastpath import Facts, prepare, signed
 from ledger.note import Checkpoint, note_text, parse_checkpoint
+from ledger.policy import Policy, check_quorum
 from ledger.statement import GENESIS_PREV_HASH, Statement, parse_entry
 
 CHUNK = 1024
@@ -90,6 +92,7 @@ class Report:
     revoked_keys: int = 0
     latest_checkpoint: int | None = None
     seconds: float = 0.0
+    witnessed_by: tuple[str, ...] | None = None  # None: no witness policy was given
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +106,7 @@ class Report:
             "revoked_keys": self.revoked_keys,
             "latest_checkpoint": self.latest_checkpoint,
             "seconds": round(self.seconds, 3),
+            "witnessed_by": None if self.witnessed_by is None else list(self.witnessed_by),
         }
 
 
@@ -170,6 +174,8 @@ class _Walker:
         self.checkpoints = 0
         self.latest_checkpoint: int | None = None
         self.last_verified: Checkpoint | None = None
+        # Every verified note of the largest size: one may carry cosignatures another lacks.
+        self.latest_notes: list[str] = []
         self.pending: deque[tuple[Checkpoint, CheckpointRecord]] = deque()
         if trusted is not None:
             record = CheckpointRecord(trusted, TRUSTED)
@@ -356,7 +362,47 @@ class _Walker:
         self.last_verified = cp
         if record.source != TRUSTED:
             self.checkpoints += 1
-            self.latest_checkpoint = max(self.latest_checkpoint or 0, cp.size)
+            if self.latest_checkpoint is None or cp.size > self.latest_checkpoint:
+                self.latest_checkpoint = cp.size
+                self.latest_notes = []
+            if cp.size == self.latest_checkpoint:
+                self.latest_notes.append(record.note)
+
+    def witnesses(self, policy: Policy) -> tuple[tuple[str, ...], Failure | None]:
+        """Who cosigned the latest checkpoint, and the failure if that is not the quorum."""
+        if self.latest_checkpoint is None:
+            return (), Failure(
+                None,
+                "witness_quorum",
+                "the ledger has no checkpoint for the witnesses to have cosigned",
+                policy.describe(),
+                "no checkpoint",
+            )
+        where = self.latest_checkpoint - 1 if self.latest_checkpoint else None
+        cosigned: set[str] = set()
+        for note in self.latest_notes:
+            result = check_quorum(note, policy)
+            if result.invalid:
+                return (), Failure(
+                    where,
+                    "witness_quorum",
+                    f"the checkpoint of size {self.latest_checkpoint} carries a cosignature "
+                    "that does not verify",
+                    "valid cosignatures",
+                    ", ".join(result.invalid),
+                )
+            cosigned.update(result.cosigned)
+        names = tuple(w.name for w in policy.witnesses if w.name in cosigned)
+        if policy.satisfied(names):
+            return names, None
+        return names, Failure(
+            where,
+            "witness_quorum",
+            f"the latest checkpoint (size {self.latest_checkpoint}) is not cosigned by "
+            "enough witnesses: the log may have rewritten its history",
+            policy.describe(),
+            ", ".join(names) or "no witness",
+        )
 
 
 Work = list[tuple[int, bytes]] | CheckpointRecord | EntryBatch
@@ -396,11 +442,13 @@ def verify(
     expected_size: int | None = None,
     origin: str | None = None,
     extra_checks: Callable[[], Failure | None] | None = None,
+    witnesses: Policy | None = None,
 ) -> Report:
     """Check every record; stop at the first failure. Memory stays constant in ledger size.
 
     `expected_size` is the entry count the source claims (bundle header, head row);
-    `origin`, when given, is the only checkpoint origin accepted. A report is a verdict;
+    `origin`, when given, is the only checkpoint origin accepted; `witnesses`, when given,
+    is the policy whose quorum must have cosigned the latest checkpoint. A report is a verdict;
     where there is none, a LedgerError is raised instead: BundleError for a file that is
     not a bundle (whatever else is wrong with it), VerifierError for an internal error.
     """
@@ -408,6 +456,7 @@ def verify(
     workers = os.cpu_count() or 1 if workers is None else max(1, workers)
     source = iter(records)
     walker: _Walker | None = None
+    witnessed_by: tuple[str, ...] | None = None
     try:
         try:
             walker = _Walker(root_key_id, trusted_checkpoint, origin)
@@ -420,7 +469,9 @@ def verify(
             # the rest of its framing is read, and a BundleError raised where it breaks.
             for _ in source:
                 pass
-        elif extra_checks is not None:
+        if failure is None and witnesses is not None and walker is not None:
+            witnessed_by, failure = walker.witnesses(witnesses)
+        if failure is None and extra_checks is not None:
             failure = extra_checks()
     except LedgerError:
         raise
@@ -446,6 +497,7 @@ def verify(
         revoked_keys=sum(1 for g in grants if g.revoked_index is not None),
         latest_checkpoint=walker.latest_checkpoint,
         seconds=time.perf_counter() - started,
+        witnessed_by=witnessed_by,
     )
 
 

@@ -22,7 +22,7 @@ from test_api import assert_error
 from typer.testing import CliRunner
 
 from ledger import keys
-from ledger.bundle import store_records
+from ledger.bundle_export import store_records
 from ledger.statement import sign_statement
 from ledger.store import ENTRY
 from ledger.verifier import verify

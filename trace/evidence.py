@@ -148,7 +148,12 @@ class Evidence:
         if checkpoint is None or index >= checkpoint.size:
             return Proof(False)
         size, path = self.store.inclusion_proof(index, checkpoint.size, conn)
-        merkle.verify_inclusion(facts.leaf_hash, index, size, path, checkpoint.root_hash)
+        try:
+            merkle.verify_inclusion(facts.leaf_hash, index, size, path, checkpoint.root_hash)
+        except LedgerError:
+            # The entry shown is not the one the checkpoint holds (the database was rolled
+            # back or rewritten under a running server): the page must say it is unproven.
+            return Proof(False)
         return Proof(True, size, checkpoint.root_hash.hex()[:16], len(path))
 
     def signed(self, facts: EntryFacts, part: str) -> dict[str, Any] | None:

@@ -82,6 +82,8 @@ def print_report(report: Report) -> None:
             f"({report.revoked_keys} revoked), {report.seconds:.2f}s"
         )
         out.print(f"root {report.root}")
+        if report.witnessed_by is not None:
+            out.print(f"latest checkpoint cosigned by {', '.join(report.witnessed_by)}")
         for kind, count in report.kinds.items():
             out.print(f"  {kind}: {count:,}")
         return

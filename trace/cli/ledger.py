@@ -16,8 +16,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from ledger import keys
 from ledger.bundle import read_checkpoint_file, read_header, read_records
 from ledger.canonical import parse_json
+from ledger.cosignature import parse_cosigner_vkey
 from ledger.errors import LedgerError
 from ledger.note import format_verifier_key
+from ledger.policy import Policy, PolicyWitness, parse_policy
 from ledger.statement import HEX64, Statement, parse_statement, sign_statement
 from ledger.verifier import Report, verify
 
@@ -229,12 +231,28 @@ def verify_command(
         str | None,
         typer.Option(help="The log's checkpoint origin. Default: the bundle's or $TRACE_ORIGIN."),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A witness's cosigner key (name+id+key, as `witness init` prints); repeat "
+            "for each. The latest checkpoint must carry --quorum of their cosignatures."
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many of the --witness keys must cosign. Default: all."),
+    ] = None,
+    witness_policy: Annotated[
+        Path | None,
+        typer.Option(help="A witness policy file (C2SP format) instead of --witness/--quorum."),
+    ] = None,
 ) -> None:
     """Verify the whole ledger. Exit 0 valid, 1 invalid (first failure shown), 2 usage/I-O."""
     if db and bundle:
         fail("give either --db or --bundle, not both")
     if root_key is not None and not HEX64.fullmatch(root_key):
         fail("--root-key must be the root public key as 64 lower-case hex digits")
+    policy = _witness_policy(witness or [], quorum, witness_policy)
     settings = settings_with(db)
     notes: list[str] = []  # information about the database, not failures
     with user_errors():
@@ -272,6 +290,7 @@ def verify_command(
             show=not as_json,
             workers=workers,
             trusted_checkpoint=trusted,
+            witnesses=policy,
             **options,
         )
     if as_json:
@@ -281,6 +300,28 @@ def verify_command(
         for note in notes:
             out.print(f"note: {note}", highlight=False)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _witness_policy(keys: list[str], quorum: int | None, path: Path | None) -> Policy | None:
+    """The policy `verify` checks the latest checkpoint against, from the options."""
+    if path is not None:
+        if keys or quorum is not None:
+            fail("give either --witness-policy or --witness/--quorum, not both")
+        try:
+            return parse_policy(path.read_bytes())
+        except OSError as exc:
+            fail(f"cannot read the witness policy {path}: {exc.strerror}")
+        except LedgerError as exc:
+            fail(f"the witness policy {path} is not valid: {exc}")
+    if not keys:
+        if quorum is not None:
+            fail("--quorum needs the witnesses' keys: give --witness KEY for each")
+        return None
+    try:
+        witnesses = [PolicyWitness(k.name, k) for k in map(parse_cosigner_vkey, keys)]
+        return Policy.k_of_n(witnesses, len(keys) if quorum is None else quorum)
+    except LedgerError as exc:
+        fail(f"--witness/--quorum: {exc} (a key looks like name+1a2b3c4d+base64…)")
 
 
 def _run_verify(records: Any, root: str, *, show: bool, **options: Any) -> Report:
