@@ -15,7 +15,8 @@ from ocop_trace.witness.tile_routes import tile_routes
 
 
 def grow(kit: LedgerKit) -> str:
-    kit.store.append([registration(kit.council, keys.generate(), "producer", ["batch.registered"], "p")])
+    producer = registration(kit.council, keys.generate(), "producer", ["batch.registered"], "p")
+    kit.store.append([producer])
     return kit.store.publish_checkpoint()
 
 
