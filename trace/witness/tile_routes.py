@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ledger.store import LedgerStore
-from ledger.tiles import TileError, TileReader
+from ledger.tiles import TileError, TileReader, parse_tile_path
 
 # Tiles never change once served, partial ones included (a wider tile has another path).
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -53,7 +53,15 @@ def tile_routes(
     kept: list[tuple[str | None, float]] = []
 
     async def get_tile(request: Request) -> Response:
-        return await run_in_threadpool(tile_response, reader, "tile/" + request.path_params["rest"])
+        path = "tile/" + request.path_params["rest"]
+        try:
+            data = reader.cached(parse_tile_path(path))
+        except TileError:
+            data = None  # tile_response answers it
+        if data is not None:
+            # A hit answers here: the hand-off to a worker thread would cost more than the rest.
+            return Response(data, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
+        return await run_in_threadpool(tile_response, reader, path)
 
     async def get_checkpoint(_: Request) -> Response:
         if kept and time.monotonic() - kept[0][1] < max_age:
