@@ -23,7 +23,10 @@ from ocop_trace.gs1_lint import CSET82
 
 SPECIALS = sorted(c for c in CSET82 if not c.isalnum())
 LINKSET = "application/linkset+json"
-CONTEXT = '<https://ref.gs1.org/standards/resolver/linkset-context>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+CONTEXT = (
+    "<https://ref.gs1.org/standards/resolver/linkset-context>; "
+    'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+)
 VOC = "https://gs1.org/voc/"
 
 # GS1's rules for a linkset (https://ref.gs1.org/standards/resolver/linkset-schema) and for
@@ -249,14 +252,18 @@ def test_the_linkset_of_a_label_has_every_level_with_titled_links(api: Api) -> N
         assert set(default) == {"href", "title"}  # the default link has no other attribute
         assert default["href"] == anchor  # the page this very link opens
         described = [
-            link["href"] for key, links in level.items() if key.startswith(VOC) and
-            key != VOC + "defaultLink" for link in links
+            link["href"]
+            for key, links in level.items()
+            if key.startswith(VOC) and key != VOC + "defaultLink"
+            for link in links
         ]
         assert default["href"] in described  # also under a descriptive link type
         for key, links in level.items():
             if key.startswith(VOC) and key != VOC + "defaultLink":
                 for link in links:
-                    assert link["title"] and link["type"] and link["hreflang"], (key, link)
+                    assert link["title"], (key, link)
+                    assert link["type"], (key, link)
+                    assert link["hreflang"] == ["vi", "en"], (key, link)
     assert BATCH["lot"] in levels[lot_uri]["itemDescription"]
     traceability = levels[lot_uri][VOC + "traceability"]
     assert f"{root}/api/v1/batches/{BATCH['id']}/events" in {x["href"] for x in traceability}

@@ -124,11 +124,14 @@ def offered(
         yield "certificationInfo", [ratings]
     if batch_here:
         batch = f"{api}/batches/{quote(subject.batch_id or '')}"
-        yield "traceability", [
-            *([page] if kind == "lot" else []),
-            _link(f"{batch}/events", t(lang, "linkset.events"), "application/json"),
-            _link(f"{batch}/epcis", t(lang, "linkset.epcis"), "application/ld+json"),
-        ]
+        yield (
+            "traceability",
+            [
+                *([page] if kind == "lot" else []),
+                _link(f"{batch}/events", t(lang, "linkset.events"), "application/json"),
+                _link(f"{batch}/epcis", t(lang, "linkset.epcis"), "application/ld+json"),
+            ],
+        )
     yield "defaultLink", [{"href": page["href"], "title": page["title"]}]
 
 
