@@ -159,7 +159,8 @@ async def resolve_compressed(request: Request) -> Response:
         link = parse_digital_link(uncompressed)
     except DigitalLinkError:
         # Most such paths are simply not ours: answered as any unknown path is.
-        return await _refused(request, NotFound(f"nothing at /{data}"))
+        nothing = NotFound(f"nothing at {request.url.path}; the API is described at /docs")
+        return await _refused(request, nothing)
     return await _resolve(request, link, uncompressed)
 
 
