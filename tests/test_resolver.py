@@ -18,8 +18,12 @@ from PIL import Image
 from sqlalchemy import text
 from support import BATCH, PRODUCT, RATING, Api, issued_serials
 
+from ledger import keys
+from ledger.statement import sign_statement
+from ocop_trace.accounts import Principal
 from ocop_trace.dl_compression import compress_digital_link
 from ocop_trace.gs1_lint import CSET82
+from ocop_trace.models import BatchCreate
 
 SPECIALS = sorted(c for c in CSET82 if not c.isalnum())
 LINKSET = "application/linkset+json"
@@ -164,6 +168,22 @@ def test_a_lot_gs1_does_not_allow_is_refused_at_registration(api: Api, lot: str)
     assert error["code"] == "invalid_input"
     assert error["field"] == "lot"
     assert "CSET 82" in error["message"] or "20" in error["message"]
+    assert api.client.get(f"/api/v1/batches/{BATCH['id']}").status_code == 404
+
+
+def test_the_use_case_and_statements_signed_elsewhere_refuse_it_too(api: Api) -> None:
+    _product(api)
+    producer = Principal(None, "producer", "producer", "htx-tai-hoan")
+    with pytest.raises(ValueError, match="CSET 82"):
+        api.service.register_batch(producer, BatchCreate(**{**BATCH, "lot": "L~1"}))
+    key = keys.generate()
+    key_id = keys.key_id(keys.public_bytes(key))
+    registered = {"key_id": key_id, "name": "offline"}
+    assert api.post("/api/v1/producers/htx-tai-hoan/keys", registered, "council").status_code == 201
+    signed = sign_statement("batch.registered", {**BATCH, "lot": "L~1"}, key).to_json()
+    answer = api.post("/api/v1/statements", [signed], "producer")
+    assert answer.status_code == 422, answer.text
+    assert "CSET 82" in answer.json()["error"]["message"]
     assert api.client.get(f"/api/v1/batches/{BATCH['id']}").status_code == 404
 
 
