@@ -52,6 +52,12 @@ class Address:
     "/.well-known/gs1resolver",
     methods=["GET", "HEAD"],
     summary="What this GS1 Digital Link resolver serves (GS1's resolver description file)",
+    responses={
+        200: {
+            "description": "GS1's resolver description file",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 def well_known(request: Request) -> Response:
     base = request.app.state.settings.public_url.rstrip("/")

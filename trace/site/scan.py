@@ -111,6 +111,18 @@ def add_compressed(app: FastAPI) -> None:
         methods=["GET", "HEAD"],
         summary="Resolve a compressed GS1 Digital Link, in place (no redirect)",
         tags=["labels"],
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "data",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The compressed link: GS1 DL compression, base64url",
+                }
+            ],
+            "responses": {"200": _PAGE_ANSWER},
+        },
     )
     app.add_api_route("/{data}", resolver.options, methods=["OPTIONS"], include_in_schema=False)
 
