@@ -48,9 +48,9 @@ class Address:
         return self.levels[-1].anchor
 
 
-@router.api_route(
+@router.head("/.well-known/gs1resolver", include_in_schema=False)
+@router.get(
     "/.well-known/gs1resolver",
-    methods=["GET", "HEAD"],
     summary="What this GS1 Digital Link resolver serves (GS1's resolver description file)",
     responses={
         200: {

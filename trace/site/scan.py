@@ -108,7 +108,7 @@ def add_compressed(app: FastAPI) -> None:
     app.add_api_route(
         "/{data}",
         resolve_compressed,
-        methods=["GET", "HEAD"],
+        methods=["GET"],
         summary="Resolve a compressed GS1 Digital Link, in place (no redirect)",
         tags=["labels"],
         openapi_extra={
@@ -124,6 +124,7 @@ def add_compressed(app: FastAPI) -> None:
             "responses": {"200": _PAGE_ANSWER},
         },
     )
+    app.add_api_route("/{data}", resolve_compressed, methods=["HEAD"], include_in_schema=False)
     app.add_api_route("/{data}", resolver.options, methods=["OPTIONS"], include_in_schema=False)
 
 
