@@ -25,7 +25,8 @@ def test_signing_in_sets_an_httponly_lax_session_cookie_that_expires(api: Api) -
     client = browser(api)
     page = client.get("/app/login")
     assert page.status_code == 200
-    assert 'name="username"' in page.text and 'name="password"' in page.text
+    assert 'name="username"' in page.text
+    assert 'name="password"' in page.text
     assert page.headers["cache-control"] == "no-store"
     answer = client.post(
         "/app/login", data={**tokens(page.text), "username": "producer", "password": PASSWORD}
@@ -153,7 +154,11 @@ def test_a_new_account_sets_its_own_password_before_anything_else(api: Api) -> N
     fields = {"current": code, "new": "một mật khẩu dài", "again": "mot mat khau dai"}
     differ = post_form(clerk, "/app/password", "/app/password", fields)
     assert field_error(differ.text, "again") == "Hai lần nhập mật khẩu mới không khớp nhau."
-    fields = {"current": "wrong-wrong-wrong", "new": "một mật khẩu dài", "again": "một mật khẩu dài"}
+    fields = {
+        "current": "wrong-wrong-wrong",
+        "new": "một mật khẩu dài",
+        "again": "một mật khẩu dài",
+    }
     wrong = post_form(clerk, "/app/password", "/app/password", fields)
     assert field_error(wrong.text, "current") == "Mật khẩu hiện tại chưa đúng."
     fields = {"current": code, "new": "một mật khẩu dài", "again": "một mật khẩu dài"}
@@ -173,7 +178,8 @@ def test_the_csrf_cookie_is_strict_and_httponly(api: Api) -> None:
     page = browser(api).get("/app/login")
     cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith(CSRF_COOKIE))
     flags = [part.strip().lower() for part in cookie.split(";")]
-    assert "httponly" in flags and "samesite=strict" in flags
+    assert "httponly" in flags
+    assert "samesite=strict" in flags
 
 
 @sqlite_only
