@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from support import PASSWORD, PRODUCT, Api
 from webapp_support import browser, field_error, post_form, sign_in, tokens
 
-from ocop_trace.models import PRODUCER, PRODUCT as PRODUCTS, RATING, UPDATE_HISTORY
+from ocop_trace.models import PRODUCER, RATING, UPDATE_HISTORY
+from ocop_trace.models import PRODUCT as PRODUCTS
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 RATING_FORM = {
