@@ -32,7 +32,7 @@ def bars(
             f'<rect x="{x:.1f}" y="{HEIGHT - height:.1f}" width="{step * 0.7:.1f}" '
             f'height="{height:.1f}" fill="#1d4f91"><title>{name}: {value}</title></rect>'
         )
-        if i % 5 == 0 or i == len(points) - 1:
+        if len(points) <= 12 or i % 5 == 0 or i == len(points) - 1:
             parts.append(
                 f'<text x="{x:.1f}" y="{HEIGHT + 16}" font-size="12" fill="#111">{name}</text>'
             )
