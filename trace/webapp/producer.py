@@ -123,7 +123,12 @@ def dashboard_facts(engine: Any, producer_id: str) -> dict[str, Any]:
             select(NETWORK.c.first_day, func.count())
             .join(LABEL_SERIAL, LABEL_SERIAL.c.serial == NETWORK.c.serial)
             .join(BATCH, BATCH.c.id == LABEL_SERIAL.c.batch_id)
-            .where(BATCH.c.producer_id == producer_id, NETWORK.c.first_day >= since)
+            # last_day is indexed, and a network first seen since then was last seen since.
+            .where(
+                BATCH.c.producer_id == producer_id,
+                NETWORK.c.last_day >= since,
+                NETWORK.c.first_day >= since,
+            )
             .group_by(NETWORK.c.first_day)
         ).all()
     counts = {day: int(n) for day, n in per_day}
