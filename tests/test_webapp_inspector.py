@@ -139,3 +139,27 @@ def test_the_audit_page_and_its_bundle(api: Api) -> None:
     header = json.loads(lines[0])
     assert header["size"] == size
     assert header["format"] == "ocop-trace-bundle/1"
+
+
+def test_an_inspection_recorded_by_label_code_appears_on_the_batch_page(api: Api) -> None:
+    issue_labels(api, 1)
+    serial = issued_serials(api)[0]
+    inspector = sign_in(api, "inspector")
+    path = "/app/inspections/new"
+    unknown = post_form(inspector, path, path, {"batch": "khong-co-lo-nay", "result": "pass"})
+    assert unknown.status_code == 422
+    assert field_error(unknown.text, "batch") == "Không tìm thấy lô hàng nào với mã này."
+    bad = post_form(inspector, path, path, {"batch": serial, "result": "maybe"})
+    assert field_error(bad.text, "result") == "Vui lòng chọn một mục trong danh sách."
+    before = api.service.store.size()
+    fields = {"batch": parse_canonical(serial).human, "result": "pass", "findings": "tem khớp lô"}
+    page = inspector.get(path)
+    data = {**tokens(page.text, "inspection"), **fields}
+    first = inspector.post(path, data=data)
+    second = inspector.post(path, data=data)  # sent twice: one inspection
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"].startswith("/b/")
+    assert api.service.store.size() == before + 1
+    shown = api.client.get(first.headers["location"], headers={"Accept": "text/html"})
+    assert "tem khớp lô" in shown.text
+    assert sign_in(api, "producer").get(path).status_code == 403

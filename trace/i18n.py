@@ -72,7 +72,10 @@ def score(hundredths: int, lang: str) -> str:
 
 
 def day(value: date | str, lang: str) -> str:
-    """31/08/2028 in Vietnamese, 31 Aug 2028 in English."""
+    """31/08/2028 in Vietnamese, 31 Aug 2028 in English. A timestamp ("…Z", as an entry's
+    time) is shown as its day in Vietnam."""
+    if isinstance(value, str) and len(value) > 10:
+        value = local(value).date()
     when = date.fromisoformat(value) if isinstance(value, str) else value
     return str(format_date(when, _DATE_FORMAT[lang], locale=lang))
 

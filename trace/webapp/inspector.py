@@ -10,18 +10,20 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
 from ledger.bundle_export import export_bundle
 from ocop_trace import i18n, photos, reports
 from ocop_trace.errors import NotFound, ServiceError
-from ocop_trace.models import LABEL_SERIAL
+from ocop_trace.models import BATCH, LABEL_SERIAL, InspectionCreate
 from ocop_trace.reports import HANDLED, REPORT
+from ocop_trace.scan_facts import batch_of_serial
 from ocop_trace.scans import NETWORK
 from ocop_trace.serials import SerialError, parse_canonical, parse_human
-from ocop_trace.webapp.forms import FORM
-from ocop_trace.webapp.session import Form, Staff, go, read_form, render, staff
+from ocop_trace.webapp.forms import FORM, service_errors, validation_errors
+from ocop_trace.webapp.session import Form, Staff, go, new_key, once, read_form, render, staff
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 INBOX = 50
@@ -131,6 +133,90 @@ def _mark_handled(request: Request, who: Staff, report_id: int, form: Form) -> R
         else:
             return go("/app/reports?done=handled")
     return _reports_page(request, who, errors, 422)
+
+
+# -- inspections --------------------------------------------------------------------------
+@router.get("/inspections/new")
+async def inspection_page(request: Request) -> Response:
+    who = await staff(request, "inspector")
+    values = {"batch": request.query_params.get("batch", "")[:64], "result": "pass"}
+    return _inspection_form(request, who, values, {}, new_key())
+
+
+def _inspection_form(
+    request: Request,
+    who: Staff,
+    values: dict[str, str],
+    errors: dict[str, str],
+    key: str,
+    status: int = 200,
+) -> Response:
+    results = [(r, f"inspection.result.{r}") for r in InspectionCreate.RESULTS]
+    return render(
+        request,
+        who.lang,
+        "app/inspection.html",
+        who,
+        status,
+        values=values,
+        errors=errors,
+        idem=key,
+        results=results,
+    )
+
+
+@router.post("/inspections/new")
+async def record_inspection(request: Request) -> Response:
+    who = await staff(request, "inspector")
+    form = await read_form(request)
+    return await run_in_threadpool(_record_inspection, request, who, form)
+
+
+def _batch_named(conn: Any, text: str) -> str | None:
+    """A batch by its id, or by the code of one of its labels (typed or its link)."""
+    found = conn.execute(select(BATCH.c.id).where(BATCH.c.id == text)).scalar()
+    if found is not None:
+        return str(found)
+    path = scan_path(text) or ""
+    if path.startswith("/l/"):
+        return batch_of_serial(conn, path.removeprefix("/l/"))
+    return None
+
+
+def _record_inspection(request: Request, who: Staff, form: Form) -> Response:
+    """An inspection.recorded statement signed with the inspector's own key; the batch's
+    scan page shows it."""
+    lang, service = who.lang, request.app.state.service
+    values = {n: form.get(n) for n in ("batch", "result", "findings")}
+    errors: dict[str, str] = {}
+    if not form.fresh:
+        errors[FORM] = i18n.t(lang, "app.error.expired")
+    with service.engine.connect() as conn:
+        batch_id = _batch_named(conn, values["batch"][:500]) if values["batch"] else None
+    if not values["batch"]:
+        errors["batch"] = i18n.t(lang, "app.error.required")
+    elif batch_id is None:
+        errors["batch"] = i18n.t(lang, "app.inspection.no_batch")
+    if values["result"] not in InspectionCreate.RESULTS:
+        errors["result"] = i18n.t(lang, "app.error.choice")
+    if not errors and batch_id is not None:
+        try:
+            data = InspectionCreate(
+                batch_id=batch_id, result=values["result"], findings=values["findings"]
+            )
+        except ValidationError as exc:
+            errors.update(validation_errors(lang, exc, {"batch_id": "batch"}))
+        else:
+
+            def run() -> str:
+                service.record_inspection(who.principal, data)
+                return f"/b/{batch_id}?lang={lang}"
+
+            try:
+                return go(once(request, who, form, run))
+            except ServiceError as exc:
+                errors.update(service_errors(lang, exc, {"batch_id": "batch"}))
+    return _inspection_form(request, who, values, errors, form.key or new_key(), 422)
 
 
 # -- checking a label ---------------------------------------------------------------------
