@@ -243,3 +243,36 @@ def test_the_council_dashboard_charts_and_worklist(api: Api) -> None:
     assert "Đã ghi kết quả đánh giá vào sổ cái." in page
     assert '<svg class="chart"' in page
     assert PRODUCT["name_vi"] in page
+
+
+def test_a_mistaken_rating_is_corrected_in_one_step(api: Api) -> None:
+    council = _council(api)
+    wrong = {**RATING_FORM, "score": "61,00", "level": "provincial", "certificate_no": "3S-1"}
+    shown = post_form(council, "/app/ratings/new", "/app/ratings/new", wrong, "rating")
+    council.post(
+        "/app/ratings/new", data={**tokens(shown.text, "rating"), **wrong, "confirm": "yes"}
+    )
+    with api.service.engine.connect() as conn:
+        wrong_id = conn.execute(select(RATING.c.id)).scalar_one()
+    revoke_page = council.get(f"/app/ratings/{wrong_id}/revoke").text
+    correct = f"/app/ratings/new?replaces={wrong_id}&amp;product={PRODUCT['id']}"
+    assert correct in revoke_page
+    page = correct.replace("&amp;", "&")
+    fields = {**RATING_FORM, "replaces": str(wrong_id), "reason": ""}
+    no_reason = post_form(council, page, "/app/ratings/new", fields, "rating")
+    assert field_error(no_reason.text, "reason") == "Cần từ 3 đến 500 ký tự."
+    fields["reason"] = "nhập nhầm điểm"
+    shown = post_form(council, page, "/app/ratings/new", fields, "rating")
+    assert "★★★★★" in shown.text
+    before = api.service.store.size()
+    done = council.post(
+        "/app/ratings/new", data={**tokens(shown.text, "rating"), **fields, "confirm": "yes"}
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/app/?done=corrected"
+    assert api.service.store.size() == before + 2  # one append: the right one, the revocation
+    with api.service.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(RATING)).all()}
+    assert rows[wrong_id].revoked_reason == "nhập nhầm điểm"
+    right = next(r for i, r in rows.items() if i != wrong_id)
+    assert (right.stars, right.revoked_index) == (5, None)

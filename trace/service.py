@@ -205,6 +205,17 @@ class TraceService:
         body = data.model_dump(exclude_none=True)
         return self._signs(principal, "council", "rating.recorded", body)
 
+    def correct_rating(
+        self, principal: Principal, data: RatingCreate, wrong_id: int, reason: str
+    ) -> list[Receipt]:
+        """A mistaken rating corrected: the right one recorded and the wrong one revoked, in
+        one append (all or none), so the product is never shown with both or neither."""
+        items = [
+            ("rating.recorded", data.model_dump(exclude_none=True)),
+            ("rating.revoked", {"rating_id": wrong_id, "reason": reason}),
+        ]
+        return self.council_signs(principal, items)
+
     def revoke_rating(self, principal: Principal, rating_id: int, reason: str) -> Receipt:
         body = {"rating_id": rating_id, "reason": reason}
         return self._signs(principal, "council", "rating.revoked", body)

@@ -45,6 +45,7 @@ EXPIRING_DAYS = 90
 DONE = {
     "rating": i18n.N_("app.done.rating"),
     "revoked": i18n.N_("app.done.revoked"),
+    "corrected": i18n.N_("app.done.corrected"),
     "producer": i18n.N_("app.done.producer"),
     "product": i18n.N_("app.done.product"),
     "updated": i18n.N_("app.done.updated"),
@@ -111,6 +112,8 @@ _RATING_FIELDS = (
     "certificate_no",
     "issued_on",
     "evaluation_year",
+    "replaces",
+    "reason",
 )
 
 
@@ -159,6 +162,8 @@ async def new_rating(request: Request) -> Response:
         "decision_date": today.isoformat(),
         "issued_on": today.isoformat(),
         "evaluation_year": str(today.year),
+        "replaces": request.query_params.get("replaces", "")[:20],
+        "reason": "",
     }
     return await run_in_threadpool(_rating_form, request, who, values, {}, new_key())
 
@@ -190,6 +195,14 @@ def _record_rating(request: Request, who: Staff, form: Form) -> Response:
             parsed[name] = parse(values[name])
         except FormError as exc:
             errors.update(exc.errors)
+    wrong = None
+    if values["replaces"]:  # a correction: the wrong rating is revoked with this one
+        try:
+            wrong = parse_int(values["replaces"], lang, "reason")
+        except FormError as exc:
+            errors.update(exc.errors)
+        if not 3 <= len(values["reason"]) <= 500:
+            errors["reason"] = i18n.t(lang, "app.error.length", min=3, max=500)
     data = None
     if not errors:
         try:
@@ -213,6 +226,9 @@ def _record_rating(request: Request, who: Staff, form: Form) -> Response:
     made = data
 
     def run() -> str:
+        if wrong is not None:
+            service.correct_rating(who.principal, made, wrong, values["reason"])
+            return "/app/?done=corrected"
         service.record_rating(who.principal, made)
         return "/app/?done=rating"
 
