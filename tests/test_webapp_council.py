@@ -276,3 +276,23 @@ def test_a_mistaken_rating_is_corrected_in_one_step(api: Api) -> None:
     assert rows[wrong_id].revoked_reason == "nhập nhầm điểm"
     right = next(r for i, r in rows.items() if i != wrong_id)
     assert (right.stars, right.revoked_index) == (5, None)
+
+
+@sqlite_only
+def test_keys_are_listed_and_revoked_by_the_council_only(api: Api) -> None:
+    council = sign_in(api, "council")
+    page = council.get("/app/keys")
+    assert page.status_code == 200
+    action_of = page.text.split('action="/app/keys/')[1]  # the first key that can be revoked
+    key_id = action_of.split("/")[0]
+    action = f"/app/keys/{key_id}/revoke"
+    form = f"key-{key_id[:12]}"
+    short = post_form(council, "/app/keys", action, {"reason": "x"}, form)
+    assert field_error(short.text, f"reason-{key_id[:12]}") == "Cần từ 3 đến 500 ký tự."
+    done = post_form(council, "/app/keys", action, {"reason": "máy tính bị mất"}, form)
+    assert done.status_code == 303
+    assert api.service.store.grants()[key_id].revoked_index is not None
+    assert "Đã thu hồi ở bản ghi" in council.get("/app/keys").text
+    producer = sign_in(api, "producer")
+    assert producer.get("/app/keys").status_code == 403
+    assert producer.post(action, data={"reason": "abc"}).status_code == 403

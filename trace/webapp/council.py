@@ -50,6 +50,7 @@ DONE = {
     "product": i18n.N_("app.done.product"),
     "updated": i18n.N_("app.done.updated"),
     "disabled": i18n.N_("app.done.disabled"),
+    "key": i18n.N_("app.done.key"),
 }
 ROLE_WORDS = (i18n.N_("app.role.council"),)  # the users table names each role
 
@@ -655,3 +656,60 @@ async def disable(request: Request, username: str) -> Response:
         request.app.state.service.set_user_disabled, who.principal, username[:64], disabled
     )
     return go("/app/users?done=disabled")
+
+
+# -- keys ---------------------------------------------------------------------------------
+ROLE_KEYS = ("producer", "inspector", "council")
+
+
+def _keys_page(request: Request, who: Staff, errors: dict[str, str], status: int = 200) -> Response:
+    grants = request.app.state.service.store.grants()
+    shown = sorted(
+        (g for g in grants.values() if g.role in ROLE_KEYS),
+        key=lambda g: (g.revoked_index is not None, g.role, g.subject, g.registered_index),
+    )
+    return render(
+        request,
+        who.lang,
+        "app/keys.html",
+        who,
+        status,
+        keys=shown,
+        errors=errors,
+        done=DONE.get(request.query_params.get("done", ""), ""),
+    )
+
+
+@router.get("/keys")
+async def keys(request: Request) -> Response:
+    who = await staff(request, "council")
+    return await run_in_threadpool(_keys_page, request, who, {})
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: str) -> Response:
+    who = await staff(request, "council")
+    form = await read_form(request)
+    return await run_in_threadpool(_revoke_key, request, who, key_id[:64], form)
+
+
+def _revoke_key(request: Request, who: Staff, key_id: str, form: Form) -> Response:
+    """A key.revoked statement (the service forgets the key's private half if it held it)."""
+    lang, service = who.lang, request.app.state.service
+    reason = form.get("reason")
+    errors: dict[str, str] = {}
+    if not form.fresh:
+        errors[FORM] = i18n.t(lang, "app.error.expired")
+    if not 3 <= len(reason) <= 500:
+        errors[f"reason-{key_id[:12]}"] = i18n.t(lang, "app.error.length", min=3, max=500)
+    if not errors:
+
+        def run() -> str:
+            service.revoke_key(who.principal, key_id, reason)
+            return "/app/keys?done=key"
+
+        try:
+            return go(once(request, who, form, run))
+        except ServiceError as exc:
+            errors.update(service_errors(lang, exc, {}))
+    return _keys_page(request, who, errors, 422)
