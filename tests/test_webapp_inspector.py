@@ -163,3 +163,24 @@ def test_an_inspection_recorded_by_label_code_appears_on_the_batch_page(api: Api
     shown = api.client.get(first.headers["location"], headers={"Accept": "text/html"})
     assert "tem khớp lô" in shown.text
     assert sign_in(api, "producer").get(path).status_code == 403
+
+
+def test_a_verification_started_from_the_page_reports_valid(api: Api) -> None:
+    import time
+
+    issue_labels(api, 1)
+    api.service.store.publish_checkpoint()
+    inspector = sign_in(api, "inspector")
+    assert "Chưa có lần kiểm tra nào." in inspector.get("/app/audit/verify").text
+    page = inspector.get("/app/audit")
+    started = inspector.post("/app/audit/verify", data=tokens(page.text, "verify"))
+    assert started.status_code == 303
+    for _ in range(200):
+        shown = inspector.get("/app/audit/verify").text
+        if 'data-verify="running"' not in shown:
+            break
+        assert 'http-equiv="refresh"' in shown  # the page follows the run without script
+        time.sleep(0.1)
+    assert 'data-verify="valid"' in shown, shown
+    assert f"{api.service.store.size()} bản ghi" in shown
+    assert sign_in(api, "producer").post("/app/audit/verify", data={}).status_code == 403

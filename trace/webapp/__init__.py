@@ -12,9 +12,11 @@ from fastapi.responses import Response
 
 from ocop_trace.webapp import account, council, home, inspector, producer
 from ocop_trace.webapp.session import PasswordFirst, SignInFirst, end_session, go
+from ocop_trace.webapp.verification import Verifications
 
 
 def install(app: FastAPI) -> None:
+    app.state.verifications = Verifications(app.state.service.store)
     for module in (home, account, producer, council, inspector):
         app.include_router(module.router)
 

@@ -323,3 +323,19 @@ async def bundle(request: Request) -> Response:
         filename="ledger-bundle.jsonl",
         background=BackgroundTask(clean),
     )
+
+
+@router.post("/audit/verify")
+async def start_verification(request: Request) -> Response:
+    who = await staff(request, "inspector", "council")
+    form = await read_form(request)
+    if form.fresh:
+        request.app.state.verifications.start(who.principal.username)
+    return go("/app/audit/verify")
+
+
+@router.get("/audit/verify")
+async def verification(request: Request) -> Response:
+    who = await staff(request, "inspector", "council")
+    run = request.app.state.verifications.latest
+    return render(request, who.lang, "app/verification.html", who, run=run)
