@@ -30,7 +30,7 @@ def bars(
         name = escape(_short(label))
         parts.append(
             f'<rect x="{x:.1f}" y="{HEIGHT - height:.1f}" width="{step * 0.7:.1f}" '
-            f'height="{height:.1f}" fill="#1d4f91"><title>{name}: {value}</title></rect>'
+            f'height="{height:.1f}" fill="#1d4f91"><title>{escape(label)}: {value}</title></rect>'
         )
         if len(points) <= 12 or i % 5 == 0 or i == len(points) - 1:
             parts.append(
@@ -40,7 +40,8 @@ def bars(
     return Markup("".join(parts))  # noqa: S704  (numbers and escaped labels only)
 
 
-def _short(label: str) -> str:
+def _short(label: str, room: int = 14) -> str:
+    """A day as dd/mm; a longer word cut to fit under its bar (whole in the bar's title)."""
     if len(label) == 10 and label[4] == "-":
         return f"{label[8:10]}/{label[5:7]}"
-    return label
+    return label if len(label) <= room else label[: room - 1] + "…"

@@ -60,7 +60,12 @@ def _dashboard_facts(engine: Any) -> dict[str, Any]:
     today = ocop.today_in_vietnam()
     soon = (today + timedelta(days=EXPIRING_DAYS)).isoformat()
     with engine.connect() as conn:
-        products = conn.execute(select(PRODUCT.c.id, PRODUCT.c.sector)).all()
+        products = conn.execute(
+            select(PRODUCT.c.id, PRODUCT.c.sector, PRODUCER.c.current_commune).join(
+                PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id
+            )
+        ).all()
+        communes: dict[str, int] = {}
         bands: dict[int, int] = dict.fromkeys(range(0, 6), 0)
         sectors: dict[str, int] = {}
         for product in products:
@@ -68,6 +73,8 @@ def _dashboard_facts(engine: Any) -> dict[str, Any]:
             stars = rating.stars if rating is not None and rating.current else 0
             bands[stars] += 1
             sectors[product.sector] = sectors.get(product.sector, 0) + 1
+            commune = product.current_commune or "–"
+            communes[commune] = communes.get(commune, 0) + 1
         expiring = conn.execute(
             select(RATING, PRODUCT.c.name_vi)
             .join(PRODUCT, PRODUCT.c.id == RATING.c.product_id)
@@ -84,19 +91,33 @@ def _dashboard_facts(engine: Any) -> dict[str, Any]:
             .order_by(RATING.c.id.desc())
             .limit(20)
         ).all()
-    return {"bands": bands, "sectors": sectors, "expiring": expiring, "ratings": ratings}
+    return {
+        "bands": bands,
+        "sectors": sectors,
+        "communes": communes,
+        "expiring": expiring,
+        "ratings": ratings,
+    }
 
 
 async def dashboard(request: Request, who: Staff) -> Response:
     facts = await run_in_threadpool(_dashboard_facts, request.app.state.service.engine)
     band_points = [(f"{s}★" if s else "–", n) for s, n in facts["bands"].items()]
     chart = charts.bars(band_points, who.lang, "app.chart.bands")
+    sector_points = [
+        (i18n.t(who.lang, f"sector.{k}"), n) for k, n in sorted(facts["sectors"].items())
+    ]
+    sector_chart = charts.bars(sector_points, who.lang, "app.council.sectors")
+    commune_points = sorted(facts["communes"].items(), key=lambda kv: -kv[1])[:12]
+    commune_chart = charts.bars(commune_points, who.lang, "app.council.communes")
     return render(
         request,
         who.lang,
         "app/council_home.html",
         who,
         chart=chart,
+        sector_chart=sector_chart,
+        commune_chart=commune_chart,
         done=DONE.get(request.query_params.get("done", ""), ""),
         **facts,
     )
