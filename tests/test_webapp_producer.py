@@ -300,3 +300,18 @@ def test_the_dashboard_shows_products_ratings_batches_and_a_chart(api: Api) -> N
     assert "L2611" in page
     assert '<svg class="chart"' in page
     assert page.count("<rect") == 30  # one bar per day
+
+
+@sqlite_only
+def test_all_its_batches_a_page_at_a_time(api: Api) -> None:
+    producer = _ready(api)
+    _register(producer)
+    _register(producer, lot="L2612")
+    page = producer.get("/app/batches?page=1").text
+    assert "L2611" in page
+    assert "L2612" in page
+    assert "Tổng cộng 2 lô" in page
+    assert "/app/batches?page=1&amp;lang=en" in page  # the switch keeps the page
+    assert "L2611" not in producer.get("/app/batches?page=2").text
+    assert producer.get("/app/batches?page=abc").status_code == 200
+    assert sign_in(api, "council").get("/app/batches").status_code == 403

@@ -149,6 +149,44 @@ async def dashboard(request: Request, who: Staff) -> Response:
 
 
 # -- batches ------------------------------------------------------------------------------
+PAGE = 50
+
+
+@router.get("/batches")
+async def batches(request: Request) -> Response:
+    who = await staff(request, "producer")
+    page = request.query_params.get("page", "1")
+    number = int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1
+    return await run_in_threadpool(_batches, request, who, number)
+
+
+def _batches(request: Request, who: Staff, number: int) -> Response:
+    """All its batches, newest first, a page at a time."""
+    producer_id = who.principal.producer_id
+    with request.app.state.service.engine.connect() as conn:
+        total = conn.execute(
+            select(func.count()).select_from(BATCH).where(BATCH.c.producer_id == producer_id)
+        ).scalar_one()
+        rows = conn.execute(
+            select(BATCH, PRODUCT.c.name_vi)
+            .join(PRODUCT, PRODUCT.c.id == BATCH.c.product_id)
+            .where(BATCH.c.producer_id == producer_id)
+            .order_by(BATCH.c.entry_index.desc())
+            .limit(PAGE)
+            .offset((number - 1) * PAGE)
+        ).all()
+    return render(
+        request,
+        who.lang,
+        "app/batches.html",
+        who,
+        batches=rows,
+        page=number,
+        more=number * PAGE < total,
+        total=total,
+    )
+
+
 def _batch_choices(engine: Any, producer_id: str) -> tuple[list[Any], list[Any]]:
     """Its products, and the batches it may name as inputs (its own, not recalled)."""
     with engine.connect() as conn:

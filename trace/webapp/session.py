@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -115,7 +116,7 @@ def render(
             who=who,
             csrf_token=token,
             other_lang=other,
-            switch_url=f"{request.url.path}?lang={other}",
+            switch_url=_switch(request, other),
             development=request.app.state.settings.is_development,
             path=request.url.path,
             **values,
@@ -137,6 +138,12 @@ def render(
             secure=secure(request),
         )
     return response
+
+
+def _switch(request: Request, other: str) -> str:
+    """This page in the other language: its own query kept, `lang` replaced."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "done")]
+    return f"{request.url.path}?{urlencode([*kept, ('lang', other)])}"
 
 
 def start_session(request: Request, response: Response, token: str) -> None:
