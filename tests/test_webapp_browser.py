@@ -92,9 +92,16 @@ def test_a_producer_registers_a_batch_and_prints_its_labels_without_script(
 
 
 SCREENS = {
-    "htx-tai-hoan": ["/app/", "/app/batches/new", "/app/password"],
-    "council-demo": ["/app/", "/app/ratings/new", "/app/producers", "/app/users"],
-    "inspector-demo": ["/app/reports", "/app/check", "/app/audit"],
+    "htx-tai-hoan": ["/app/", "/app/batches", "/app/batches/new", "/app/password"],
+    "council-demo": [
+        "/app/",
+        "/app/ratings/new",
+        "/app/producers",
+        "/app/producers/htx-tai-hoan",
+        "/app/users",
+        "/app/keys",
+    ],
+    "inspector-demo": ["/app/reports", "/app/check", "/app/inspections/new", "/app/audit"],
 }
 
 
