@@ -44,6 +44,8 @@ def test_a_rating_is_shown_computed_then_recorded_once(api: Api) -> None:
     derived = shown.text.split("data-derived>")[1].split("</div>")[0]
     assert "★★★★★" in derived
     assert "30/06/2029" in derived  # 36 months after the certificate
+    assert "<dd>30/06/2026</dd>" in shown.text  # what is confirmed, as people write it
+    assert "<dd>Trung ương</dd>" in shown.text
     assert _ratings(api) == 0  # nothing until confirmed
     confirm = {**tokens(shown.text, "rating"), **RATING_FORM, "confirm": "yes"}
     first = council.post("/app/ratings/new", data=confirm)
