@@ -367,6 +367,7 @@ def test_demo_prints_a_scan_url_for_every_verdict(env: Path) -> None:
 
     code, out, _ = invoke("demo", "--dir", "d")
     assert code == 0
+    assert "sign in at http://127.0.0.1:8000/app/login as council-demo" in out
     links = {
         line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
         for line in out.splitlines()

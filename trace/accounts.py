@@ -40,6 +40,9 @@ class User(SQLModel, table=True):
     producer_id: str = Field(default="", max_length=64)
     disabled: bool = False
     created_at: str = Field(max_length=32)
+    # Set for an account the council made or reset: the staff app asks for a new password
+    # before anything else, so nobody keeps a password someone else has seen.
+    must_change_password: bool = False
 
 
 class ApiToken(SQLModel, table=True):
@@ -113,12 +116,37 @@ def new_user(username: str, password: str, role: str, producer_id: str) -> NewUs
         raise InvalidInput(
             "a producer user needs producer_id, and only a producer user", field="producer_id"
         )
-    if len(password) < 12:
-        raise InvalidInput("password must have at least 12 characters", field="password")
-    return NewUser(username, role, producer_id, _hasher.hash(password))
+    return NewUser(username, role, producer_id, hash_password(password))
 
 
-def create_user(conn: Connection, user: NewUser, now: str) -> int:
+MIN_PASSWORD = 12
+
+
+def hash_password(password: str) -> str:
+    """A password's Argon2 hash, once it is long enough (slow: hash outside transactions)."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(
+            f"password must have at least {MIN_PASSWORD} characters", field="password"
+        )
+    return _hasher.hash(password)
+
+
+def set_password(conn: Connection, user_id: int, password_hash: str, must_change: bool) -> None:
+    """A new password (hashed already); every token of the user is revoked with the old one."""
+    conn.execute(
+        update(USER)
+        .where(USER.c.id == user_id)
+        .values(password_hash=password_hash, must_change_password=must_change)
+    )
+    revoke_all(conn, user_id)
+
+
+def must_change_password(conn: Connection, user_id: int) -> bool:
+    found = conn.execute(select(USER.c.must_change_password).where(USER.c.id == user_id)).scalar()
+    return bool(found)
+
+
+def create_user(conn: Connection, user: NewUser, now: str, must_change: bool = False) -> int:
     if conn.execute(select(USER.c.id).where(USER.c.username == user.username)).first() is not None:
         raise Conflict(f"user {user.username!r} already exists", field="username")
     result = conn.execute(
@@ -129,6 +157,7 @@ def create_user(conn: Connection, user: NewUser, now: str) -> int:
             producer_id=user.producer_id,
             disabled=False,
             created_at=now,
+            must_change_password=must_change,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -260,3 +289,12 @@ def revoke_token(conn: Connection, principal: Principal, token_id: int, now: str
     if row is None or (row.user_id != principal.user_id and principal.role != "council"):
         raise NotFound(f"no token {token_id} of yours")
     conn.execute(update(TOKEN).where(TOKEN.c.id == token_id).values(revoked_at=now))
+
+
+def revoke_token_value(conn: Connection, token: str, now: str) -> None:
+    """Revoke the token itself (signing out of a session), whoever's it is."""
+    conn.execute(
+        update(TOKEN)
+        .where(TOKEN.c.token_hash == _token_hash(token), TOKEN.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

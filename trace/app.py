@@ -3,6 +3,7 @@
 surfaces                         over the domain
 ├── site/   the scan pages, the public pages and their forms   (HTML)
 ├── api/    /api/v1: JSON for programs                         (OpenAPI at /docs)
+├── webapp/ /app/: the staff app for producers, council, inspectors (HTML)
 └── (cli/   the command line, not part of the app)
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from ocop_trace import __version__, docs_offline, reports
+from ocop_trace import __version__, docs_offline, reports, webapp
 from ocop_trace.api import (
     auth,
     batches,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report.router,
     ):
         app.include_router(router, dependencies=[Depends(get_principal)])
+    webapp.install(app)  # the staff app under /app/, on the same use cases
     docs_offline.install(app)
     scan.add_compressed(app)  # last: any one-segment path no route above answers
     return app

@@ -8,9 +8,7 @@ Running it again adds nothing: each item is created only if its id is not there 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -43,6 +41,7 @@ from ocop_trace.models import (
 from ocop_trace.rebuild import check_projection
 from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
+from ocop_trace.text import slug
 
 COUNCIL = Principal(None, "demo", "council")
 SCORES = {5: 9114, 4: 7850, 3: 6420}
@@ -57,12 +56,6 @@ class DemoResult:
     credentials: Path
     links: dict[str, str] = field(default_factory=dict)  # page state -> scan URL
     witness_policy: Path | None = None
-
-
-def slug(text: str) -> str:
-    plain = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
-    plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
-    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:60]
 
 
 def _invented_number(seed: str) -> str:

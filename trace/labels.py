@@ -315,12 +315,14 @@ def render_pdf_sheet(
     ec: EcLevel = "M",
     outline: bool = False,
     mask: int | None = FAST_MASK,
+    page_mm: tuple[float, float] | None = None,
 ) -> int:
     """Write A4 pages of labels, the grid centred on the page, and return the label count.
 
     The defaults fit Avery L7160-style sheets (3×7 of 63.5×38.1 mm). `qr_mm` is the side of
     the code including its 4-module quiet zone. Labels are read lazily, one page at a time;
     reportlab writes `out` only when the document is complete, so a failure writes nothing.
+    `page_mm`: a page of that size instead of A4 (one label per page, for roll printers).
     """
     _ec(ec)
     check_sheet(label_mm, grid, gap_mm, margin_mm, qr_mm)
@@ -328,9 +330,10 @@ def render_pdf_sheet(
     (cols, rows), per_page = grid, grid[0] * grid[1]
     width, height = label_mm[0] * mm, label_mm[1] * mm
     gap_x, gap_y = gap_mm[0] * mm, gap_mm[1] * mm
-    left = (A4[0] - cols * width - (cols - 1) * gap_x) / 2
-    top = A4[1] - (A4[1] - rows * height - (rows - 1) * gap_y) / 2
-    canvas = Canvas(out, pagesize=A4, pageCompression=1, invariant=1)
+    size = A4 if page_mm is None else (page_mm[0] * mm, page_mm[1] * mm)
+    left = (size[0] - cols * width - (cols - 1) * gap_x) / 2
+    top = size[1] - (size[1] - rows * height - (rows - 1) * gap_y) / 2
+    canvas = Canvas(out, pagesize=size, pageCompression=1, invariant=1)
     canvas.setTitle("OCOP trace labels")
     count, stream = 0, iter(labels)
     while page := list(islice(stream, per_page)):

@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 
 from ledger.statement import utc_now
 from ledger.store import writing
-from ocop_trace.errors import InvalidInput, NotFound, TooManyRequests
+from ocop_trace.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from ocop_trace.models import LABEL_SERIAL
 from ocop_trace.ocop import VIETNAM_TIME, today_in_vietnam
 from ocop_trace.scans import network_of
@@ -194,3 +194,30 @@ def submit(
         },
         bytes_per_day,
     )
+
+
+class ReportHandled(SQLModel, table=True):
+    """An inspector's answer to a report: who marked it handled, when, and their note."""
+
+    __tablename__ = "fake_report_handled"
+    report_id: int = Field(primary_key=True)
+    handled_by: str = Field(max_length=64)
+    note: str = Field(default="", max_length=2000)
+    handled_at: str = Field(max_length=32)
+
+
+HANDLED = ReportHandled.__table__  # type: ignore[attr-defined]
+
+
+def mark_handled(engine: Engine, report_id: int, username: str, note: str) -> None:
+    """Mark a report handled (once: a second mark of the same report is refused)."""
+    with writing(engine) as conn:
+        if conn.execute(select(REPORT.c.id).where(REPORT.c.id == report_id)).first() is None:
+            raise NotFound(f"no report {report_id}", field="report_id")
+        if conn.execute(select(HANDLED).where(HANDLED.c.report_id == report_id)).first():
+            raise Conflict(f"report {report_id} is already handled", field="note")
+        conn.execute(
+            insert(HANDLED).values(
+                report_id=report_id, handled_by=username, note=note, handled_at=utc_now()
+            )
+        )

@@ -7,6 +7,7 @@ do (ownership, the OCOP rules) is checked by the projection, inside the append.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,7 +46,7 @@ from ocop_trace.ocop import today_in_vietnam
 from ocop_trace.offline import sign_label_url
 from ocop_trace.projection import Projector
 from ocop_trace.reads import current_rating
-from ocop_trace.serials import Serial, new_serial, serial_set_commitment
+from ocop_trace.serials import Serial, new_serial, parse_canonical, serial_set_commitment
 
 COUNCIL_OWNER = "council"
 
@@ -204,6 +205,17 @@ class TraceService:
         body = data.model_dump(exclude_none=True)
         return self._signs(principal, "council", "rating.recorded", body)
 
+    def correct_rating(
+        self, principal: Principal, data: RatingCreate, wrong_id: int, reason: str
+    ) -> list[Receipt]:
+        """A mistaken rating corrected: the right one recorded and the wrong one revoked, in
+        one append (all or none), so the product is never shown with both or neither."""
+        items = [
+            ("rating.recorded", data.model_dump(exclude_none=True)),
+            ("rating.revoked", {"rating_id": wrong_id, "reason": reason}),
+        ]
+        return self.council_signs(principal, items)
+
     def revoke_rating(self, principal: Principal, rating_id: int, reason: str) -> Receipt:
         body = {"rating_id": rating_id, "reason": reason}
         return self._signs(principal, "council", "rating.revoked", body)
@@ -290,27 +302,54 @@ class TraceService:
         return accounts.user_id_of(conn, username)
 
     def create_user(
-        self, principal: Principal, username: str, password: str, role: str, producer_id: str
+        self,
+        principal: Principal,
+        username: str,
+        password: str,
+        role: str,
+        producer_id: str,
+        must_change: bool = False,
     ) -> int:
-        """A user; an inspector also gets a signing key, registered in the same transaction."""
+        """A user; an inspector also gets a signing key, registered in the same transaction.
+        `must_change`: the user sets its own password at first sign-in (the staff app)."""
         require_role(principal, "council")
         if producer_id:
             self._require_producer(producer_id)
         user, now = accounts.new_user(username, password, role, producer_id), utc_now()
         if role != "inspector":
             with writing(self.engine) as conn:
-                return accounts.create_user(conn, user, now)
+                return accounts.create_user(conn, user, now, must_change)
         created: list[int] = []
         key, owner = keys.generate(), owner_of("inspector", username)
 
         def add_user(conn: Connection, _: list[Receipt]) -> None:
-            created.append(accounts.create_user(conn, user, now))
+            created.append(accounts.create_user(conn, user, now, must_change))
             self.custody.keep(conn, owner, key, now)
 
         council = self._key(COUNCIL_OWNER)
         kinds = KINDS.signed_by("inspector")
         self._append([_registration(council, key, "inspector", username, kinds, owner)], add_user)
         return created[0]
+
+    def reset_password(self, principal: Principal, username: str) -> str:
+        """A one-time code as the user's password (shown once to the council); the user
+        must replace it at its next sign-in, and its tokens are revoked."""
+        require_role(principal, "council")
+        code = secrets.token_urlsafe(12)
+        hashed = accounts.hash_password(code)
+        with writing(self.engine) as conn:
+            accounts.set_password(conn, accounts.user_id_of(conn, username), hashed, True)
+        return code
+
+    def change_password(self, principal: Principal, new_password: str, token_name: str) -> str:
+        """The signed-in user's own new password: every token it had is revoked, and a new
+        one (for the session that changed it) is returned."""
+        require_role(principal, *accounts.ROLES)
+        assert principal.user_id is not None
+        hashed = accounts.hash_password(new_password)
+        with writing(self.engine) as conn:
+            accounts.set_password(conn, principal.user_id, hashed, False)
+            return accounts.issue_token(conn, principal.user_id, token_name, utc_now())[1]
 
     # -- producers ------------------------------------------------------------------------
     def register_batch(self, principal: Principal, data: BatchCreate) -> Receipt:
@@ -347,22 +386,7 @@ class TraceService:
         """
         require_role(principal, "producer")
         labels.check_sheet(**request.layout())  # before any serial is issued
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    BATCH.c.lot,
-                    PRODUCT.c.gtin,
-                    PRODUCT.c.name_vi,
-                    PRODUCT.c.id,
-                    PRODUCER.c.name.label("producer"),
-                )
-                .join(PRODUCT, PRODUCT.c.id == BATCH.c.product_id)
-                .join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
-                .where(BATCH.c.id == batch_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"no batch with id {batch_id!r}", field="batch_id")
-            rating = current_rating(conn, row.id, today_in_vietnam())
+        row, rating = self._label_facts(batch_id)
         serials = [new_serial() for _ in range(request.count)]
         body = {
             "batch_id": batch_id,
@@ -379,19 +403,52 @@ class TraceService:
                 ],
             )
 
+        key = self.producer_key(principal.producer_id) if request.offline else None
         # Built before the append: a lot no link can carry leaves no unprinted serials.
-        urls = [label_url(public_url, row.gtin, row.lot, s.canonical) for s in serials]
+        sheet = _sheet(row, rating, serials, public_url, key)
         receipt = self._signs(principal, "producer", "labels.issued", body, also=keep_serials)
-        if request.offline:
-            key = self.producer_key(principal.producer_id)
-            urls = [sign_label_url(url, key) for url in urls]
-        stars = rating.stars if rating is not None and rating.current else 0
-        domain = urlsplit(public_url).netloc
-        sheet = [
-            labels.Label(url, row.name_vi, stars, row.lot, serial.human, row.producer, domain)
-            for url, serial in zip(urls, serials, strict=True)
-        ]
         return IssuedLabels(receipt, serials, sheet)
+
+    def reprint_labels(
+        self, principal: Principal, label_set_id: int, public_url: str
+    ) -> list[labels.Label]:
+        """The labels of a set issued earlier, again: the same serials, none new (its
+        producer only; another's set is not found)."""
+        require_role(principal, "producer")
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(LABEL_SERIAL.c.serial, LABEL_SERIAL.c.batch_id)
+                .join(BATCH, BATCH.c.id == LABEL_SERIAL.c.batch_id)
+                .where(
+                    LABEL_SERIAL.c.label_set_id == label_set_id,
+                    BATCH.c.producer_id == principal.producer_id,
+                )
+                .order_by(LABEL_SERIAL.c.serial)
+            ).all()
+        if not found:
+            raise NotFound(f"no label set {label_set_id} of yours", field="label_set_id")
+        row, rating = self._label_facts(found[0].batch_id)
+        serials = [parse_canonical(r.serial) for r in found]
+        return _sheet(row, rating, serials, public_url, None)
+
+    def _label_facts(self, batch_id: str) -> tuple[Any, Any]:
+        """What a batch's labels print: lot, GTIN, names, and the product's rating today."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    BATCH.c.lot,
+                    PRODUCT.c.gtin,
+                    PRODUCT.c.name_vi,
+                    PRODUCT.c.id,
+                    PRODUCER.c.name.label("producer"),
+                )
+                .join(PRODUCT, PRODUCT.c.id == BATCH.c.product_id)
+                .join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+                .where(BATCH.c.id == batch_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no batch with id {batch_id!r}", field="batch_id")
+            return row, current_rating(conn, row.id, today_in_vietnam())
 
     # -- inspectors -----------------------------------------------------------------------
     def record_inspection(self, principal: Principal, data: InspectionCreate) -> Receipt:
@@ -469,6 +526,25 @@ class TraceService:
                 is None
             ):
                 raise NotFound(f"no producer with id {producer_id!r}", field="producer_id")
+
+
+def _sheet(
+    row: Any,
+    rating: Any,
+    serials: Sequence[Serial],
+    public_url: str,
+    key: Ed25519PrivateKey | None,
+) -> list[labels.Label]:
+    """The labels that carry `serials` (links signed with `key` for offline checking)."""
+    urls = [label_url(public_url, row.gtin, row.lot, s.canonical) for s in serials]
+    if key is not None:
+        urls = [sign_label_url(url, key) for url in urls]
+    stars = rating.stars if rating is not None and rating.current else 0
+    domain = urlsplit(public_url).netloc
+    return [
+        labels.Label(url, row.name_vi, stars, row.lot, serial.human, row.producer, domain)
+        for url, serial in zip(urls, serials, strict=True)
+    ]
 
 
 def require_role(principal: Principal, *roles: str) -> None:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     token_days: int = Field(
         default=30, ge=1, le=3650, description="An API token expires after this many days unused"
     )
+    session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="A staff app session ends after this long idle"
+    )
     login_concurrency: int = Field(
         default=1, ge=1, le=16, description="Password hashes one server process runs at once"
     )

@@ -76,3 +76,10 @@ def confusable(first: str, second: str) -> bool:
         return True
     check = _is_confusable()
     return bool(check(a, b))  # type: ignore[operator]
+
+
+def slug(text: str) -> str:
+    """An id from a Vietnamese name: "Miến dong Tài Hoan" -> "mien-dong-tai-hoan"."""
+    plain = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:60]

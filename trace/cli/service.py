@@ -206,6 +206,10 @@ def demo(
     for state, link in result.links.items():
         out.print(f"  {state}: {link}")
     out.print(f"  the API: {url}/docs   the ten products: {url}/api/v1/products")
+    out.print(
+        f"\nThe staff app: sign in at {url}/app/login as council-demo (the council), "
+        f"htx-tai-hoan (a producer) or inspector-demo, with the passwords in {result.credentials}"
+    )
     out.print("\nInteroperability (EPCIS 2.0, spreadsheets, edits as statements):")
     for what, path in (
         ("a batch's EPCIS events", "/api/v1/batches/mien-dong-tai-hoan-b1/epcis"),
