@@ -1,0 +1,195 @@
+"""The catalogue's search: one folding rule, the database's own full-text index, the filters.
+
+Text is folded in Python (diacritics dropped, đ as d, lower case) both when a product is
+indexed and when a query is read, so "mien dong" finds "Miến dong" on either database and
+no database extension is needed: SQLite answers from an FTS5 table, PostgreSQL from a GIN
+index on the folded text's `tsvector` (both made by migration 0012). The projection keeps
+`product_search` filled in the same transaction as the product rows it describes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, column, delete, func, insert, literal_column, select, text
+
+from ocop_trace import ocop
+from ocop_trace.models import PRODUCER, PRODUCT, PRODUCT_SEARCH, RATING
+
+PAGE_SIZE = 24
+MAX_QUERY = 100  # characters of a search read; a longer one is cut, not refused
+MAX_TERMS = 8
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def fold(value: str) -> str:
+    """ "Miến dong Đặc sản" -> "mien dong dac san": what is indexed and what is searched."""
+    decomposed = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NOT_WORD.split(plain.lower())).strip()
+
+
+def terms(query: str) -> list[str]:
+    """The words of a typed search, folded; each matches words that start with it."""
+    return fold(query[:MAX_QUERY]).split()[:MAX_TERMS]
+
+
+# -- kept by the projection ---------------------------------------------------------------
+def index_product(conn: Connection, product_id: str) -> None:
+    """(Re)write a product's searchable text from its row and its producer's."""
+    row = conn.execute(
+        select(
+            PRODUCT.c.name_vi,
+            PRODUCT.c.name_en,
+            PRODUCT.c.product_set,
+            PRODUCER.c.name,
+            PRODUCER.c.current_commune,
+            PRODUCER.c.current_province,
+            PRODUCER.c.certified_district,
+            PRODUCER.c.certified_province,
+        )
+        .join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+        .where(PRODUCT.c.id == product_id)
+    ).one()
+    body = fold(" ".join(str(v) for v in row if v))
+    conn.execute(delete(PRODUCT_SEARCH).where(PRODUCT_SEARCH.c.product_id == product_id))
+    conn.execute(insert(PRODUCT_SEARCH).values(product_id=product_id, body=body))
+
+
+def index_producer(conn: Connection, producer_id: str) -> None:
+    """A producer's name or address changed: its products' text changes with it."""
+    for product_id in conn.execute(
+        select(PRODUCT.c.id).where(PRODUCT.c.producer_id == producer_id)
+    ).scalars():
+        index_product(conn, product_id)
+
+
+# -- read by the home page ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a visitor asked for; every field already checked (see `Filters.read`)."""
+
+    query: str = ""
+    stars: int | None = None
+    sector: str = ""
+    province: str = ""
+    commune: str = ""
+    page: int = 1
+
+    @classmethod
+    def read(cls, params: Any) -> Filters:
+        """From a query string: anything unknown is ignored rather than refused."""
+        stars = params.get("stars", "")
+        sector = params.get("sector", "")
+        page = params.get("page", "")
+        return cls(
+            query=params.get("q", "")[:MAX_QUERY].strip(),
+            stars=int(stars) if stars in ("1", "2", "3", "4", "5") else None,
+            sector=sector if sector in ocop.SECTORS else "",
+            province=params.get("province", "")[:100],
+            commune=params.get("commune", "")[:100],
+            page=min(int(page), 10_000) if page.isdigit() and int(page) > 0 else 1,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    items: list[dict[str, Any]]
+    total: int
+    pages: int
+
+
+def current_stars(today: date) -> Any:
+    """A correlated subquery: the stars of the product's latest rating in force today."""
+    return (
+        select(RATING.c.stars)
+        .where(
+            RATING.c.product_id == PRODUCT.c.id,
+            RATING.c.revoked_index.is_(None),
+            RATING.c.issued_on <= today.isoformat(),
+            RATING.c.expires_on > today.isoformat(),
+        )
+        .order_by(RATING.c.id.desc())
+        .limit(1)
+        .correlate(PRODUCT)
+        .scalar_subquery()
+    )
+
+
+def matching(conn: Connection, words: list[str]) -> Any:
+    """The ids of products whose text has every word (as a word's start), as a subquery."""
+    if conn.dialect.name == "postgresql":
+        query = " & ".join(f"{w}:*" for w in words)
+        return select(PRODUCT_SEARCH.c.product_id).where(
+            literal_column("to_tsvector('simple', product_search.body)").op("@@")(
+                func.to_tsquery("simple", query)
+            )
+        )
+    query = " ".join(f'"{w}"*' for w in words)  # words are [0-9a-z]+: nothing to escape
+    return (
+        text(
+            "SELECT product_search.product_id FROM product_fts "
+            "JOIN product_search ON product_search.rowid = product_fts.rowid "
+            "WHERE product_fts MATCH :match"
+        )
+        .bindparams(match=query)
+        .columns(column("product_id"))
+    )
+
+
+def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE) -> Found:
+    """One page of the catalogue: rated products first (most stars), then by name."""
+    stars = current_stars(today).label("stars")
+    conditions = []
+    words = terms(filters.query)
+    if words:
+        conditions.append(PRODUCT.c.id.in_(matching(conn, words)))
+    if filters.sector:
+        conditions.append(PRODUCT.c.sector == filters.sector)
+    if filters.province:
+        conditions.append(PRODUCER.c.current_province == filters.province)
+    if filters.commune:
+        conditions.append(PRODUCER.c.current_commune == filters.commune)
+    if filters.stars is not None:
+        conditions.append(current_stars(today) == filters.stars)
+    joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+    total = conn.execute(select(func.count()).select_from(joined).where(*conditions)).scalar_one()
+    rows = conn.execute(
+        select(
+            PRODUCT.c.id,
+            PRODUCT.c.name_vi,
+            PRODUCT.c.name_en,
+            PRODUCT.c.sector,
+            PRODUCT.c.product_set,
+            PRODUCT.c.image_url,
+            PRODUCT.c.producer_id,
+            PRODUCER.c.name.label("producer"),
+            PRODUCER.c.current_commune.label("commune"),
+            PRODUCER.c.current_province.label("province"),
+            stars,
+        )
+        .select_from(joined)
+        .where(*conditions)
+        .order_by(func.coalesce(stars, 0).desc(), PRODUCT.c.name_vi, PRODUCT.c.id)
+        .limit(size)
+        .offset((filters.page - 1) * size)
+    ).mappings()
+    items = [dict(r) for r in rows]
+    return Found(items, int(total), max(1, -(-int(total) // size)))
+
+
+def places(conn: Connection) -> dict[str, list[str]]:
+    """The provinces and communes the catalogue's producers are in, for the filters."""
+    rows = conn.execute(
+        select(PRODUCER.c.current_province, PRODUCER.c.current_commune)
+        .where(PRODUCER.c.id.in_(select(PRODUCT.c.producer_id)))
+        .distinct()
+    ).all()
+    return {
+        "provinces": sorted({r[0] for r in rows if r[0]}),
+        "communes": sorted({r[1] for r in rows if r[1]}),
+    }
