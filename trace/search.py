@@ -104,19 +104,23 @@ class Found:
 
 
 def current_stars(today: date) -> Any:
-    """A correlated subquery: the stars of the product's latest rating in force today."""
-    return (
-        select(RATING.c.stars)
+    """Each product's stars in force today, as a subquery (product_id, stars): those of its
+    latest rating neither revoked nor expired, as the scan page decides it."""
+    day = today.isoformat()
+    latest = (
+        select(RATING.c.product_id, func.max(RATING.c.id).label("id"))
         .where(
-            RATING.c.product_id == PRODUCT.c.id,
             RATING.c.revoked_index.is_(None),
-            RATING.c.issued_on <= today.isoformat(),
-            RATING.c.expires_on > today.isoformat(),
+            RATING.c.issued_on <= day,
+            RATING.c.expires_on > day,
         )
-        .order_by(RATING.c.id.desc())
-        .limit(1)
-        .correlate(PRODUCT)
-        .scalar_subquery()
+        .group_by(RATING.c.product_id)
+        .subquery()
+    )
+    return (
+        select(latest.c.product_id, RATING.c.stars)
+        .join(RATING, RATING.c.id == latest.c.id)
+        .subquery("current_stars")
     )
 
 
@@ -143,7 +147,7 @@ def matching(conn: Connection, words: list[str]) -> Any:
 
 def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE) -> Found:
     """One page of the catalogue: rated products first (most stars), then by name."""
-    stars = current_stars(today).label("stars")
+    rated = current_stars(today)
     conditions = []
     words = terms(filters.query)
     if words:
@@ -155,8 +159,10 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
     if filters.commune:
         conditions.append(PRODUCER.c.current_commune == filters.commune)
     if filters.stars is not None:
-        conditions.append(current_stars(today) == filters.stars)
-    joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+        conditions.append(rated.c.stars == filters.stars)
+    joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id).outerjoin(
+        rated, rated.c.product_id == PRODUCT.c.id
+    )
     total = conn.execute(select(func.count()).select_from(joined).where(*conditions)).scalar_one()
     rows = conn.execute(
         select(
@@ -170,11 +176,11 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
             PRODUCER.c.name.label("producer"),
             PRODUCER.c.current_commune.label("commune"),
             PRODUCER.c.current_province.label("province"),
-            stars,
+            rated.c.stars,
         )
         .select_from(joined)
         .where(*conditions)
-        .order_by(func.coalesce(stars, 0).desc(), PRODUCT.c.name_vi, PRODUCT.c.id)
+        .order_by(func.coalesce(rated.c.stars, 0).desc(), PRODUCT.c.name_vi, PRODUCT.c.id)
         .limit(size)
         .offset((filters.page - 1) * size)
     ).mappings()

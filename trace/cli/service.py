@@ -206,6 +206,9 @@ def demo(
     for state, link in result.links.items():
         out.print(f"  {state}: {link}")
     out.print(f"  the API: {url}/docs   the ten products: {url}/api/v1/products")
+    out.print("\nThe public site (catalogue, search, code entry, product pages, the ledger):")
+    for what, link in result.site.items():
+        out.print(f"  {what}: {link}")
     out.print("\nInteroperability (EPCIS 2.0, spreadsheets, edits as statements):")
     for what, path in (
         ("a batch's EPCIS events", "/api/v1/batches/mien-dong-tai-hoan-b1/epcis"),
