@@ -36,7 +36,8 @@ def test_every_public_page_on_a_phone_and_a_desktop(
                 url = f"{served_demo.base}{path}{'&' if '?' in path else '?'}lang={lang}"
                 page = plain.new_page()
                 answer = page.goto(url)
-                assert answer is not None and answer.status == 200, name
+                assert answer is not None, name
+                assert answer.status == 200, name
                 assert len(answer.body()) < 100_000, name
                 assert page.evaluate("document.documentElement.lang") == lang
                 assert page.locator("h1").count() == 1, name
