@@ -288,14 +288,26 @@ def _jpeg(color: str, size: tuple[int, int] = (1200, 800)) -> bytes:
 def test_a_stored_photo_is_served_immutable_sized_and_checked_against_the_signed_hash(
     api: Api,
 ) -> None:
-    photo = photo_store.store(api.service.engine, _jpeg("green"))
+    files = {"file": ("anh.jpg", _jpeg("green"), "image/jpeg")}
+    assert api.client.post("/api/v1/photos", files=files).status_code == 401
+    answer = api.client.post("/api/v1/photos", files=files, headers=api.as_("council"))
+    assert answer.status_code == 201, answer.text
+    uploaded = answer.json()
+    assert uploaded["image_url"].endswith(f"/photos/{uploaded['image_sha256']}.jpg")
     again = photo_store.store(api.service.engine, _jpeg("green"))
-    assert again.sha256 == photo.sha256  # stored once
+    assert again.sha256 == uploaded["image_sha256"]  # stored once, named by its content
+    with api.service.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM photo")).scalar_one() == 1
+    not_photo = {"file": ("anh.jpg", b"GIF89a not really", "image/jpeg")}
+    refused = api.client.post("/api/v1/photos", files=not_photo, headers=api.as_("council"))
+    assert refused.status_code == 422
+    photo = again
     product = {
         **PRODUCTS[1],
         "producer_id": "htx-tai-hoan",
-        "image_url": f"https://trace.example/photos/{photo.sha256}.jpg",
-        "image_sha256": photo.sha256,
+        # Signed as the service's https address (a development server's is http).
+        "image_url": "https://trace.example" + uploaded["image_url"].partition("8000")[2],
+        "image_sha256": uploaded["image_sha256"],
     }
     assert api.post("/api/v1/products", product, "council").status_code == 201
     for name, side in ((f"{photo.sha256}.jpg", 1200), (f"{photo.sha256}-thumb.jpg", 320)):
@@ -306,8 +318,12 @@ def test_a_stored_photo_is_served_immutable_sized_and_checked_against_the_signed
         assert max(Image.open(io.BytesIO(answer.content)).size) == side
     assert api.client.get(f"/photos/{'0' * 64}.jpg").status_code == 404
     assert api.client.get("/photos/../../etc/passwd").status_code == 404
-    page = Page(api.client.get(f"/p/{product['id']}", headers=HTML).text)
+    answer = api.client.get(f"/p/{product['id']}", headers=HTML)
+    page = Page(answer.text)
     assert page.fields["photo"] == "signed"
+    assert f'src="/photos/{photo.sha256}-page.jpg"' in answer.text
+    home = api.client.get("/", headers=HTML).text
+    assert f'src="/photos/{photo.sha256}-thumb.jpg"' in home
     # The stored bytes changed behind the statement's back: the page says so.
     with api.service.engine.begin() as conn:
         conn.execute(

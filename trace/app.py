@@ -20,6 +20,7 @@ from ocop_trace.api import (
     imports,
     labels,
     ledger,
+    photos,
     updates,
 )
 from ocop_trace.api import reports as report_list
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         product.router,  # /p/{id}, /producers/{id}
         ledger_page.router,  # /ledger, /ledger/bundle.jsonl
         sharing.router,  # /photos/…, /sitemap.xml, /robots.txt, /favicon
+        photos.router,  # POST /api/v1/photos
     ):
         app.include_router(router, dependencies=[Depends(get_principal)])
     docs_offline.install(app)

@@ -172,6 +172,7 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
             PRODUCT.c.sector,
             PRODUCT.c.product_set,
             PRODUCT.c.image_url,
+            PRODUCT.c.image_sha256,
             PRODUCT.c.producer_id,
             PRODUCER.c.name.label("producer"),
             PRODUCER.c.current_commune.label("commune"),

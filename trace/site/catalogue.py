@@ -59,8 +59,13 @@ def _read(request: Request, filters: search.Filters) -> tuple[search.Found, dict
 
 def _card(lang: str, item: dict[str, Any]) -> dict[str, Any]:
     name = item["name_en"] if lang == "en" and item["name_en"] else item["name_vi"]
+    sha = item["image_sha256"]
+    # A photo held here is served from here, small; the product page checks it against
+    # its statement and says so.
+    held = sha and item["image_url"].endswith(f"/photos/{sha}.jpg")
     return {
         **item,
+        "image_url": f"/photos/{sha}-thumb.jpg" if held else item["image_url"],
         "name": name,
         "service": ocop.SECTORS[item["sector"]].is_service,
         "place": ", ".join(p for p in (item["commune"], item["province"]) if p),
