@@ -193,6 +193,7 @@ class ProductCreate(ProductBase):
 
 
 class Product(ProductBase, table=True):
+    __table_args__ = (Index("ix_product_name_vi", "name_vi", "id"),)  # the catalogue's order
     id: str = Field(primary_key=True, max_length=64)
     producer_id: str = Field(index=True, max_length=64)
     sector: str = Field(max_length=32)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, column, delete, func, insert, literal_column, select, text
+from sqlalchemy import Connection, and_, column, delete, func, insert, literal_column, select, text
 
 from ocop_trace import ocop
 from ocop_trace.models import PRODUCER, PRODUCT, PRODUCT_SEARCH, RATING
@@ -103,25 +103,24 @@ class Found:
     pages: int
 
 
-def current_stars(today: date) -> Any:
-    """Each product's stars in force today, as a subquery (product_id, stars): those of its
-    latest rating neither revoked nor expired, as the scan page decides it."""
+def current_stars(today: date) -> tuple[Any, Any]:
+    """(ratings alias, join condition): joined to products (outer), each product's rating in
+    force today (the latest neither revoked nor expired, as the scan page decides it), or
+    nothing. Written as "no later rating in force" so that both databases answer it from
+    the ratings' product index, whatever their statistics say."""
     day = today.isoformat()
-    latest = (
-        select(RATING.c.product_id, func.max(RATING.c.id).label("id"))
-        .where(
-            RATING.c.revoked_index.is_(None),
-            RATING.c.issued_on <= day,
-            RATING.c.expires_on > day,
-        )
-        .group_by(RATING.c.product_id)
-        .subquery()
+    current, later = RATING.alias("current_rating"), RATING.alias("later_rating")
+
+    def in_force(r: Any) -> Any:
+        return and_(r.c.revoked_index.is_(None), r.c.issued_on <= day, r.c.expires_on > day)
+
+    newer = (
+        select(later.c.id)
+        .where(later.c.product_id == current.c.product_id, later.c.id > current.c.id)
+        .where(in_force(later))
     )
-    return (
-        select(latest.c.product_id, RATING.c.stars)
-        .join(RATING, RATING.c.id == latest.c.id)
-        .subquery("current_stars")
-    )
+    on = and_(current.c.product_id == PRODUCT.c.id, in_force(current), ~newer.exists())
+    return current, on
 
 
 def matching(conn: Connection, words: list[str]) -> Any:
@@ -146,8 +145,9 @@ def matching(conn: Connection, words: list[str]) -> Any:
 
 
 def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE) -> Found:
-    """One page of the catalogue: rated products first (most stars), then by name."""
-    rated = current_stars(today)
+    """One page of the catalogue, in the order of the names (an index walk: the stars in
+    force are worked out for the page's rows only, unless they are a filter)."""
+    rated, rated_on = current_stars(today)
     conditions = []
     words = terms(filters.query)
     if words:
@@ -160,10 +160,13 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
         conditions.append(PRODUCER.c.current_commune == filters.commune)
     if filters.stars is not None:
         conditions.append(rated.c.stars == filters.stars)
-    joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id).outerjoin(
-        rated, rated.c.product_id == PRODUCT.c.id
-    )
-    total = conn.execute(select(func.count()).select_from(joined).where(*conditions)).scalar_one()
+    plain = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+    joined = plain.outerjoin(rated, rated_on)
+    # At most one rating in force per product, one producer per product: the count joins
+    # them only to filter by them.
+    by_place = filters.province or filters.commune
+    counted = joined if filters.stars is not None else plain if by_place else PRODUCT
+    total = conn.execute(select(func.count()).select_from(counted).where(*conditions)).scalar_one()
     rows = conn.execute(
         select(
             PRODUCT.c.id,
@@ -181,7 +184,7 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
         )
         .select_from(joined)
         .where(*conditions)
-        .order_by(func.coalesce(rated.c.stars, 0).desc(), PRODUCT.c.name_vi, PRODUCT.c.id)
+        .order_by(PRODUCT.c.name_vi, PRODUCT.c.id)
         .limit(size)
         .offset((filters.page - 1) * size)
     ).mappings()

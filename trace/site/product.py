@@ -89,12 +89,12 @@ def producer_page(producer_id: str, request: Request) -> Response:
         if row is None:
             return error_page(request, 404, NotFound(f"no producer {producer_id!r}"))
         checked = producer_view(conn, request.app.state.evidence, row)
-        rated = search.current_stars(ocop.today_in_vietnam())
+        rated, rated_on = search.current_stars(ocop.today_in_vietnam())
         products = [
             dict(r)
             for r in conn.execute(
                 select(PRODUCT.c.id, PRODUCT.c.name_vi, PRODUCT.c.name_en, rated.c.stars)
-                .outerjoin(rated, rated.c.product_id == PRODUCT.c.id)
+                .select_from(PRODUCT.outerjoin(rated, rated_on))
                 .where(PRODUCT.c.producer_id == row.id)
                 .order_by(PRODUCT.c.name_vi)
             ).mappings()

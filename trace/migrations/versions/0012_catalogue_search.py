@@ -45,6 +45,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("rating", schema=None) as batch_op:
         batch_op.create_index("ix_rating_product_id", ["product_id"], unique=False)
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.create_index("ix_product_name_vi", ["name_vi", "id"], unique=False)
     op.create_table(
         "photo",
         sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -72,6 +74,8 @@ def downgrade() -> None:
         for name in ("product_search_ai", "product_search_ad", "product_search_au"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS product_fts")
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.drop_index("ix_product_name_vi")
     with op.batch_alter_table("rating", schema=None) as batch_op:
         batch_op.drop_index("ix_rating_product_id")
     op.drop_table("photo")
