@@ -361,3 +361,24 @@ def test_search_helpers_fold_the_way_both_databases_are_fed() -> None:
     assert search.fold("Miến dong ĐẶC SẢN Đồng Hỷ") == "mien dong dac san dong hy"
     assert search.terms("  Trà—xanh!! ") == ["tra", "xanh"]
     assert search.terms("a " * 50) == ["a"] * search.MAX_TERMS
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_vietnamese_site_pages_carry_no_english(api: Api) -> None:
+    from test_i18n import _english_in
+
+    issue_labels(api, 1)
+    human = parse_canonical(issued_serials(api)[0]).human
+    typo = human[:5] + ("2" if human[5] != "2" else "3") + human[6:]
+    for path in (
+        "/",
+        "/?q=tra&stars=5",
+        "/?q=xyzzy",
+        "/code",
+        f"/code?code={typo}",
+        f"/p/{PRODUCT['id']}",
+        f"/producers/{PRODUCER['id']}",
+    ):
+        _, page, _ = scan(api, path)
+        assert page.lang == "vi", path
+        assert _english_in(page.all_text) == [], path

@@ -103,24 +103,38 @@ class Found:
     pages: int
 
 
-def current_stars(today: date) -> tuple[Any, Any]:
-    """(ratings alias, join condition): joined to products (outer), each product's rating in
-    force today (the latest neither revoked nor expired, as the scan page decides it), or
-    nothing. Written as "no later rating in force" so that both databases answer it from
-    the ratings' product index, whatever their statistics say."""
+def _in_force(rating: Any, day: str) -> Any:
+    return and_(
+        rating.c.revoked_index.is_(None), rating.c.issued_on <= day, rating.c.expires_on > day
+    )
+
+
+def stars_now(today: date) -> Any:
+    """A product's stars in force today, as a column: those of its latest rating neither
+    revoked nor expired (as the scan page decides it), found through the ratings' product
+    index for each row shown, or NULL."""
+    rating, day = RATING.alias("rating_now"), today.isoformat()
+    return (
+        select(rating.c.stars)
+        .where(rating.c.product_id == PRODUCT.c.id, _in_force(rating, day))
+        .order_by(rating.c.id.desc())
+        .limit(1)
+        .correlate(PRODUCT)
+        .scalar_subquery()
+    )
+
+
+def rated(today: date, stars: int) -> Any:
+    """The ids of products whose rating in force today has these stars, worked out once per
+    query: a rating in force with no later one in force (an anti-join on the product index)."""
     day = today.isoformat()
     current, later = RATING.alias("current_rating"), RATING.alias("later_rating")
-
-    def in_force(r: Any) -> Any:
-        return and_(r.c.revoked_index.is_(None), r.c.issued_on <= day, r.c.expires_on > day)
-
-    newer = (
-        select(later.c.id)
-        .where(later.c.product_id == current.c.product_id, later.c.id > current.c.id)
-        .where(in_force(later))
+    newer = select(later.c.id).where(
+        later.c.product_id == current.c.product_id, later.c.id > current.c.id, _in_force(later, day)
     )
-    on = and_(current.c.product_id == PRODUCT.c.id, in_force(current), ~newer.exists())
-    return current, on
+    return select(current.c.product_id).where(
+        current.c.stars == stars, _in_force(current, day), ~newer.exists()
+    )
 
 
 def matching(conn: Connection, words: list[str]) -> Any:
@@ -146,12 +160,13 @@ def matching(conn: Connection, words: list[str]) -> Any:
 
 def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE) -> Found:
     """One page of the catalogue, in the order of the names (an index walk: the stars in
-    force are worked out for the page's rows only, unless they are a filter)."""
-    rated, rated_on = current_stars(today)
+    force are looked up for the page's rows only)."""
     conditions = []
     words = terms(filters.query)
     if words:
-        conditions.append(PRODUCT.c.id.in_(matching(conn, words)))
+        # Worked out once, first: the planner cannot tell how many products a word finds.
+        found = matching(conn, words).cte("matches").prefix_with("MATERIALIZED")
+        conditions.append(PRODUCT.c.id.in_(select(found.c.product_id)))
     if filters.sector:
         conditions.append(PRODUCT.c.sector == filters.sector)
     if filters.province:
@@ -159,13 +174,10 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
     if filters.commune:
         conditions.append(PRODUCER.c.current_commune == filters.commune)
     if filters.stars is not None:
-        conditions.append(rated.c.stars == filters.stars)
-    plain = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
-    joined = plain.outerjoin(rated, rated_on)
-    # At most one rating in force per product, one producer per product: the count joins
-    # them only to filter by them.
-    by_place = filters.province or filters.commune
-    counted = joined if filters.stars is not None else plain if by_place else PRODUCT
+        conditions.append(PRODUCT.c.id.in_(rated(today, filters.stars)))
+    joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+    # One producer per product: the count joins it only to filter by its place.
+    counted = joined if filters.province or filters.commune else PRODUCT
     total = conn.execute(select(func.count()).select_from(counted).where(*conditions)).scalar_one()
     rows = conn.execute(
         select(
@@ -180,7 +192,7 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
             PRODUCER.c.name.label("producer"),
             PRODUCER.c.current_commune.label("commune"),
             PRODUCER.c.current_province.label("province"),
-            rated.c.stars,
+            stars_now(today).label("stars"),
         )
         .select_from(joined)
         .where(*conditions)

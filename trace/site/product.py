@@ -89,12 +89,11 @@ def producer_page(producer_id: str, request: Request) -> Response:
         if row is None:
             return error_page(request, 404, NotFound(f"no producer {producer_id!r}"))
         checked = producer_view(conn, request.app.state.evidence, row)
-        rated, rated_on = search.current_stars(ocop.today_in_vietnam())
+        stars = search.stars_now(ocop.today_in_vietnam()).label("stars")
         products = [
             dict(r)
             for r in conn.execute(
-                select(PRODUCT.c.id, PRODUCT.c.name_vi, PRODUCT.c.name_en, rated.c.stars)
-                .select_from(PRODUCT.outerjoin(rated, rated_on))
+                select(PRODUCT.c.id, PRODUCT.c.name_vi, PRODUCT.c.name_en, stars)
                 .where(PRODUCT.c.producer_id == row.id)
                 .order_by(PRODUCT.c.name_vi)
             ).mappings()
