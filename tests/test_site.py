@@ -382,3 +382,23 @@ def test_vietnamese_site_pages_carry_no_english(api: Api) -> None:
         _, page, _ = scan(api, path)
         assert page.lang == "vi", path
         assert _english_in(page.all_text) == [], path
+
+
+def test_the_demo_prints_the_public_sites_pages(env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ocop_trace.cli import app
+
+    result = CliRunner().invoke(app, ["demo", "--dir", "d"])
+    assert result.exit_code == 0, result.stdout
+    out = result.stdout
+    assert "The public site" in out
+    for what, path in (
+        ("the catalogue", "/"),
+        ("a search without diacritics", "/?q=mien+dong"),
+        ("a product page", "/p/mien-dong-tai-hoan"),
+        ("the ledger in the open", "/ledger"),
+    ):
+        assert f"  {what}: http://127.0.0.1:8000{path}\n" in out
+    typed = next(line for line in out.splitlines() if "a printed code typed" in line)
+    assert "/code?code=" in typed
