@@ -157,6 +157,9 @@ def test_search_ignores_diacritics_and_case_and_filters_narrow_it(api: Api) -> N
     assert sorted(_found(api, province="Tuyên Quang")) == ["homestay-pac-ngoi", "tra-xanh-tan-son"]
     assert _found(api, q="tra", commune="Côn Minh") == ["tra-hoa-vang"]
     assert _found(api, stars="nine", sector="spaceships") != []  # unknown filters ignored
+    assert _found(api, q="tra\x00", province="Th\x00ái") == []  # no 500 on either database
+    assert api.client.get("/p/tra%00", headers=HTML).status_code == 404
+    assert api.client.get("/producers/x%00y", headers=HTML).status_code == 404
     # A service is shown as a service.
     page = api.client.get("/", params={"sector": "tourism", "lang": "en"}, headers=HTML).text
     assert 'data-service="yes"' in page

@@ -87,13 +87,19 @@ class Filters:
         sector = params.get("sector", "")
         page = params.get("page", "")
         return cls(
-            query=params.get("q", "")[:MAX_QUERY].strip(),
+            query=_plain(params.get("q", "")),
             stars=int(stars) if stars in ("1", "2", "3", "4", "5") else None,
             sector=sector if sector in ocop.SECTORS else "",
-            province=params.get("province", "")[:100],
-            commune=params.get("commune", "")[:100],
+            province=_plain(params.get("province", "")),
+            commune=_plain(params.get("commune", "")),
             page=min(int(page), 10_000) if page.isdigit() and int(page) > 0 else 1,
         )
+
+
+def _plain(value: str) -> str:
+    """A typed value as a filter takes it: no control characters (PostgreSQL refuses NUL in
+    text), at most MAX_QUERY characters."""
+    return "".join(c for c in value[:MAX_QUERY] if c.isprintable()).strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from ocop_trace import ocop, photo_store, search
 from ocop_trace.errors import NotFound
-from ocop_trace.models import BATCH, BATCH_INPUT, PRODUCER, PRODUCT
+from ocop_trace.models import BATCH, BATCH_INPUT, PRODUCER, PRODUCT, SLUG_RE
 from ocop_trace.scan_facts import producer_view, rating_history, view
 from ocop_trace.site.pages import error_page, finish, language, render
 from ocop_trace.site.scan import checks_summary, mismatch_words
@@ -33,7 +33,11 @@ def product_page(product_id: str, request: Request) -> Response:
     evidence = request.app.state.evidence
     today = ocop.today_in_vietnam()
     with request.app.state.service.engine.connect() as conn:
-        product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == product_id)).first()
+        product = (
+            conn.execute(select(PRODUCT).where(PRODUCT.c.id == product_id)).first()
+            if SLUG_RE.match(product_id)  # anything else is no id (and PostgreSQL refuses NUL)
+            else None
+        )
         if product is None:
             return error_page(request, 404, NotFound(f"no product {product_id!r}"))
         scan = view(conn, evidence, product, None, today)
@@ -85,7 +89,11 @@ def product_page(product_id: str, request: Request) -> Response:
 def producer_page(producer_id: str, request: Request) -> Response:
     lang = language(request)
     with request.app.state.service.engine.connect() as conn:
-        row = conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
+        row = (
+            conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
+            if SLUG_RE.match(producer_id)
+            else None
+        )
         if row is None:
             return error_page(request, 404, NotFound(f"no producer {producer_id!r}"))
         checked = producer_view(conn, request.app.state.evidence, row)
