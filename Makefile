@@ -62,7 +62,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python tests/bench/scan_bench.py; c=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/login_flood.py; d=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/api_throughput.py; e=$$?; \
-	exit $$((a | b | c | d | e))
+	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; f=$$?; \
+	exit $$((a | b | c | d | e | f))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.
