@@ -115,17 +115,17 @@ def _in_force(rating: Any, day: str) -> Any:
     )
 
 
-def stars_now(today: date) -> Any:
+def stars_now(today: date, product_id: Any = PRODUCT.c.id) -> Any:
     """A product's stars in force today, as a column: those of its latest rating neither
     revoked nor expired (as the scan page decides it), found through the ratings' product
     index for each row shown, or NULL."""
     rating, day = RATING.alias("rating_now"), today.isoformat()
     return (
         select(rating.c.stars)
-        .where(rating.c.product_id == PRODUCT.c.id, _in_force(rating, day))
+        .where(rating.c.product_id == product_id, _in_force(rating, day))
         .order_by(rating.c.id.desc())
         .limit(1)
-        .correlate(PRODUCT)
+        .correlate_except(rating)
         .scalar_subquery()
     )
 
@@ -182,31 +182,55 @@ def find(conn: Connection, filters: Filters, today: date, size: int = PAGE_SIZE)
     if filters.stars is not None:
         conditions.append(PRODUCT.c.id.in_(rated(today, filters.stars)))
     joined = PRODUCT.join(PRODUCER, PRODUCER.c.id == PRODUCT.c.producer_id)
+    columns = (
+        PRODUCT.c.id,
+        PRODUCT.c.name_vi,
+        PRODUCT.c.name_en,
+        PRODUCT.c.sector,
+        PRODUCT.c.product_set,
+        PRODUCT.c.image_url,
+        PRODUCT.c.image_sha256,
+        PRODUCT.c.producer_id,
+        PRODUCER.c.name.label("producer"),
+        PRODUCER.c.current_commune.label("commune"),
+        PRODUCER.c.current_province.label("province"),
+    )
     # One producer per product: the count joins it only to filter by its place.
     counted = joined if filters.province or filters.commune else PRODUCT
-    total = conn.execute(select(func.count()).select_from(counted).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(
-            PRODUCT.c.id,
-            PRODUCT.c.name_vi,
-            PRODUCT.c.name_en,
-            PRODUCT.c.sector,
-            PRODUCT.c.product_set,
-            PRODUCT.c.image_url,
-            PRODUCT.c.image_sha256,
-            PRODUCT.c.producer_id,
-            PRODUCER.c.name.label("producer"),
-            PRODUCER.c.current_commune.label("commune"),
-            PRODUCER.c.current_province.label("province"),
-            stars_now(today).label("stars"),
+    count = select(func.count()).select_from(counted).where(*conditions)
+    offset = (filters.page - 1) * size
+    ordered = (PRODUCT.c.name_vi, PRODUCT.c.id)
+    if words:
+        # A search reads the full-text index once: the page and its count in one query,
+        # the stars looked up for the page's rows only.
+        page = (
+            select(*columns, func.count().over().label("total"))
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(*ordered)
+            .limit(size)
+            .offset(offset)
+            .subquery("page")
         )
-        .select_from(joined)
-        .where(*conditions)
-        .order_by(PRODUCT.c.name_vi, PRODUCT.c.id)
-        .limit(size)
-        .offset((filters.page - 1) * size)
-    ).mappings()
-    items = [dict(r) for r in rows]
+        query = select(page, stars_now(today, page.c.id).label("stars")).order_by(
+            page.c.name_vi, page.c.id
+        )
+        items = [dict(r) for r in conn.execute(query).mappings()]
+        if items:
+            total = int(items[0]["total"])
+        else:  # past the last page: no row carries the count
+            total = conn.execute(count).scalar_one() if offset else 0
+    else:
+        total = conn.execute(count).scalar_one()
+        query = (
+            select(*columns, stars_now(today).label("stars"))
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(*ordered)
+            .limit(size)
+            .offset(offset)
+        )
+        items = [dict(r) for r in conn.execute(query).mappings()]
     return Found(items, int(total), max(1, -(-int(total) // size)))
 
 
