@@ -30,6 +30,11 @@ class StoredPhotoOut(BaseModel):
     status_code=201,
     summary="Store a photo (checked by content, cleaned); its URL and SHA-256 to sign",
     response_model=StoredPhotoOut,
+    openapi_extra={
+        "requestBody": {
+            "content": {"multipart/form-data": {"example": {"file": "(a JPEG, PNG or WebP)"}}}
+        }
+    },
 )
 async def upload_photo(
     file: UploadFile, request: Request, service: ServiceDep, principal: PrincipalDep
