@@ -64,7 +64,8 @@ bench: $(DEV_STAMP)
 	PYTHONPATH=tests $(BIN)/python tests/bench/api_throughput.py; e=$$?; \
 	$(BIN)/python tests/bench/tiles_http.py; f=$$?; \
 	$(BIN)/python tests/bench/webapp_bench.py; g=$$?; \
-	exit $$((a | b | c | d | e | f | g))
+	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; h=$$?; \
+	exit $$((a | b | c | d | e | f | g | h))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.

@@ -59,23 +59,30 @@ def _entry_slices(
                 yield EntryRecord(index, data)
 
 
+def bundle_chunks(store: LedgerStore, size: int) -> Iterator[bytes]:
+    """The bundle of the first `size` entries, a header line then a slice of lines at a
+    time: memory stays flat at any size (the site streams it, export writes it)."""
+    header = BundleHeader(store.origin, store.root_key_id, size)
+    yield json.dumps(header.to_json(), sort_keys=True).encode() + b"\n"
+    for record in store_records(store, size):
+        if isinstance(record, CheckpointRecord):
+            line = json.dumps({"checkpoint": record.note}, ensure_ascii=False)
+            yield line.encode("utf-8") + b"\n"
+        elif isinstance(record, EntryRecord):
+            yield record.data + b"\n"
+        else:
+            yield b"".join(data + b"\n" for _, data in record.load())
+
+
 def export_bundle(store: LedgerStore, out: Path) -> int:
     """Write the ledger to `out` atomically; returns the number of entries written."""
     size = store.size()
-    header = BundleHeader(store.origin, store.root_key_id, size)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".bundle-", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(header.to_json(), sort_keys=True).encode() + b"\n")
-            for record in store_records(store, size):
-                if isinstance(record, CheckpointRecord):
-                    line = json.dumps({"checkpoint": record.note}, ensure_ascii=False)
-                    handle.write(line.encode("utf-8") + b"\n")
-                elif isinstance(record, EntryRecord):
-                    handle.write(record.data + b"\n")
-                else:
-                    handle.writelines(data + b"\n" for _, data in record.load())
+            for chunk in bundle_chunks(store, size):
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, out)

@@ -21,6 +21,7 @@ from ocop_trace.api import (
     imports,
     labels,
     ledger,
+    photos,
     updates,
 )
 from ocop_trace.api import reports as report_list
@@ -34,7 +35,7 @@ from ocop_trace.limits import BodyLimit
 from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings, warn_if_development
-from ocop_trace.site import report, resolver, scan
+from ocop_trace.site import catalogue, ledger_page, product, report, resolver, scan, sharing
 from ocop_trace.site.cache import ScanPages
 from ocop_trace.site.pages import html_errors
 from ocop_trace.throttle import SignIn
@@ -94,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.router,
         report_list.router,
         report.router,
+        catalogue.router,  # the public site: /, /code
+        product.router,  # /p/{id}, /producers/{id}
+        ledger_page.router,  # /ledger, /ledger/bundle.jsonl
+        sharing.router,  # /photos/…, /sitemap.xml, /robots.txt, /favicon
+        photos.router,  # POST /api/v1/photos
     ):
         app.include_router(router, dependencies=[Depends(get_principal)])
     webapp.install(app)  # the staff app under /app/, on the same use cases

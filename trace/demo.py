@@ -56,6 +56,7 @@ class DemoResult:
     credentials: Path
     links: dict[str, str] = field(default_factory=dict)  # page state -> scan URL
     witness_policy: Path | None = None
+    site: dict[str, str] = field(default_factory=dict)  # the public site's pages to open
 
 
 def _invented_number(seed: str) -> str:
@@ -322,6 +323,28 @@ def scan_links(service: TraceService, settings: Settings, states: dict[str, str]
     return links
 
 
+def site_links(root: str, genuine: str) -> dict[str, str]:
+    """The public site's pages on the demo: the catalogue, a search without diacritics, the
+    code entry with the genuine label's printed code, a product, a producer, the ledger."""
+    from urllib.parse import quote
+
+    from ocop_trace.serials import parse_canonical
+
+    printed = parse_canonical(genuine.rpartition("/")[2]).human
+    return {
+        "the catalogue": f"{root}/",
+        "a search without diacritics": f"{root}/?q=mien+dong",
+        "every tea (Trà …)": f"{root}/?q=tra",
+        "services (homestays)": f"{root}/?sector=tourism",
+        "a printed code typed in lower case": f"{root}/code?code={quote(printed.lower())}",
+        "a product page": f"{root}/p/mien-dong-tai-hoan",
+        "a producer page": f"{root}/producers/htx-tai-hoan",
+        "the ledger in the open": f"{root}/ledger",
+        "the ledger's bundle": f"{root}/ledger/bundle.jsonl",
+        "the sitemap": f"{root}/sitemap.xml",
+    }
+
+
 def run_demo(settings: Settings) -> DemoResult:
     from ocop_trace import demo_witnesses
 
@@ -348,4 +371,5 @@ def run_demo(settings: Settings) -> DemoResult:
         origin=service.store.origin,
         extra_checks=lambda: check_projection(service.store),
     )
-    return DemoResult(settings, size - before, bundle, report, credentials, links, policy)
+    site = site_links(settings.public_url.rstrip("/"), links["genuine"])
+    return DemoResult(settings, size - before, bundle, report, credentials, links, policy, site)

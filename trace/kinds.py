@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant
 from ledger.statement import Statement
+from ocop_trace import search
 from ocop_trace.errors import Conflict, InvalidInput, NotFound, problem
 from ocop_trace.models import (
     BATCH,
@@ -199,7 +200,22 @@ def _producer_registered(p: Projector, index: int, data: ProducerCreate, _: KeyG
     "council",
     ProductCreate,
     ("product", "id"),
-    Shown("product", ("id", "name_vi", "name_en", "gtin", "image_url"), lambda d: d.model_dump()),
+    # Every field a page shows: the public product page shows them all.
+    Shown(
+        "product",
+        (
+            "id",
+            "producer_id",
+            "name_vi",
+            "name_en",
+            "product_set",
+            "gtin",
+            "description",
+            "image_url",
+            "image_sha256",
+        ),
+        lambda d: d.model_dump(),
+    ),
 )
 def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGrant) -> None:
     p.refuse_existing(PRODUCT, data.id, "product")
@@ -207,6 +223,7 @@ def _product_registered(p: Projector, index: int, data: ProductCreate, _: KeyGra
     p.conn.execute(
         insert(PRODUCT).values(**data.model_dump(), sector=data.sector, entry_index=index)
     )
+    search.index_product(p.conn, data.id)
 
 
 # Updates: the row takes the new values; `update_history` keeps what each entry changed and
@@ -247,6 +264,7 @@ def _producer_updated(p: Projector, index: int, data: ProducerUpdate, _: KeyGran
             )
         )
     p.conn.execute(update(PRODUCER).where(PRODUCER.c.id == row.id).values(**columns))
+    search.index_producer(p.conn, row.id)
 
 
 @KINDS.declare(
@@ -268,6 +286,7 @@ def _product_updated(p: Projector, index: int, data: ProductUpdate, _: KeyGrant)
         p.check_gtin_change(row)
     p.record_update(index, "product", row.id, changes, {k: getattr(row, k) for k in changes})
     p.conn.execute(update(PRODUCT).where(PRODUCT.c.id == row.id).values(**changes))
+    search.index_product(p.conn, row.id)
 
 
 @KINDS.declare(

@@ -193,6 +193,7 @@ class ProductCreate(ProductBase):
 
 
 class Product(ProductBase, table=True):
+    __table_args__ = (Index("ix_product_name_vi", "name_vi", "id"),)  # the catalogue's order
     id: str = Field(primary_key=True, max_length=64)
     producer_id: str = Field(index=True, max_length=64)
     sector: str = Field(max_length=32)
@@ -369,6 +370,9 @@ class Rating(RatingBase, table=True):
     expires_on: str
     revoked_index: int | None = Field(default=None, sa_column=Column(BigInteger))
     revoked_reason: str = ""
+
+
+Index("ix_rating_product_id", Rating.__table__.c.product_id)  # type: ignore[attr-defined]
 
 
 class RatingPublic(RatingBase):
@@ -601,6 +605,14 @@ class LabelSerial(SQLModel, table=True):
     label_set_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
 
+class ProductSearch(SQLModel, table=True):
+    """A product's searchable text, folded (see search.py): the full-text indexes read it."""
+
+    __tablename__ = "product_search"
+    product_id: str = Field(primary_key=True, max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
 # The tables as SQLAlchemy Core objects, which the projection and the pages query.
 PRODUCER = Producer.__table__  # type: ignore[attr-defined]
 PRODUCT = Product.__table__  # type: ignore[attr-defined]
@@ -612,6 +624,7 @@ INSPECTION = Inspection.__table__  # type: ignore[attr-defined]
 LABEL_SET = LabelSet.__table__  # type: ignore[attr-defined]
 LABEL_SERIAL = LabelSerial.__table__  # type: ignore[attr-defined]
 UPDATE_HISTORY = UpdateRecord.__table__  # type: ignore[attr-defined]
+PRODUCT_SEARCH = ProductSearch.__table__  # type: ignore[attr-defined]
 
 _PROJECTED: tuple[Any, ...] = (
     Producer,
@@ -623,5 +636,6 @@ _PROJECTED: tuple[Any, ...] = (
     Inspection,
     LabelSet,
     UpdateRecord,
+    ProductSearch,
 )
 PROJECTION_TABLES = [model.__table__ for model in _PROJECTED]

@@ -199,6 +199,40 @@ def view(
     )
 
 
+@dataclass
+class ProducerView:
+    """A producer's public page: its facts, checked like a scan page's, and its products."""
+
+    producer: dict[str, Any]
+    checks: list[Check]
+    checkpoint: dict[str, Any] | None
+
+    @property
+    def mismatch(self) -> list[str]:
+        return [f"{c.part}.{p}" for c in self.checks for p in c.problems]
+
+
+def producer_view(conn: Connection, evidence: Evidence, producer_row: Any) -> ProducerView:
+    """The producer as its registration and later updates say, each field checked."""
+    c = _Checker(conn, evidence)
+    producer = producer_public(producer_row).model_dump()
+    c.check_updated("producer", producer_row.entry_index, producer, producer_row.id)
+    return ProducerView(producer, c.checks, c.checkpoint())
+
+
+def rating_history(conn: Connection, evidence: Evidence, product_id: str) -> list[dict[str, Any]]:
+    """Every rating the council recorded for the product, newest first, read from its
+    entries (with whether each was later revoked), so the history is the ledger's own."""
+    found = []
+    for index in reversed(evidence.about(conn, f"product:{product_id}", ["rating.recorded"])):
+        said = evidence.signed(evidence.entry(conn, index), "rating")
+        if said is None:
+            continue
+        revoked = evidence.about(conn, f"rating:{index}", ["rating.revoked"])
+        found.append({**said, "index": index, "revoked": bool(revoked)})
+    return found
+
+
 def _recall(c: _Checker, batch: Any, signed: dict[str, Any] | None) -> dict[str, Any] | None:
     """The batch's recall as its entries say, compared with its row both ways."""
     own = c.about(f"batch:{batch.id}", "batch.recalled")

@@ -10,6 +10,7 @@ from itertools import pairwise
 
 from ledger.merkle import inclusion_proof, leaf_hash, node_hash, root_from_leaf_hashes
 from ocop_trace.errors import BadLink
+from ocop_trace.i18n import N_
 
 SERIAL_BITS = 80  # guessing one live serial among a billion still takes ~2**50 tries
 CANONICAL_LENGTH = SERIAL_BITS // 5  # 16 symbols of 5 bits: no padding bits to disagree on
@@ -21,7 +22,12 @@ _CONFUSABLES = str.maketrans({"I": "1", "L": "1", "O": "0"})
 
 
 class SerialError(BadLink, ValueError):
-    """Text that is not a label serial; the message says what to fix."""
+    """Text that is not a label serial; the message says what to fix, `key` names the
+    catalogue's words for it (the code entry page shows them)."""
+
+    def __init__(self, message: str, key: str = N_("code.invalid")) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True, order=True)
@@ -78,19 +84,28 @@ def parse_human(text: str) -> Serial:
     """Read a typed code: any case, hyphens and spaces anywhere, I and L as 1, O as 0."""
     if not text.isascii():
         # Refused before upper() can turn, say, 'ı' into 'I' or 'ß' into 'SS'.
-        raise SerialError("the code has a character that is not on the label")
+        raise SerialError(
+            "the code has a character that is not on the label", N_("code.bad_character")
+        )
     compact = "".join(text.replace("-", " ").split()).upper().translate(_CONFUSABLES)
     if len(compact) != CANONICAL_LENGTH + 1:
         raise SerialError(
-            f"the code should have {CANONICAL_LENGTH + 1} letters and digits, found {len(compact)}"
+            f"the code should have {CANONICAL_LENGTH + 1} letters and digits, found {len(compact)}",
+            N_("code.length"),
         )
     data, check = compact[:-1], compact[-1]
     for position, char in enumerate(compact, 1):
         if char not in (_CHECK_SYMBOLS if position == len(compact) else _SYMBOLS):
-            raise SerialError(f"{char!r} (character {position}) is not used in these codes")
+            raise SerialError(
+                f"{char!r} (character {position}) is not used in these codes",
+                N_("code.bad_character"),
+            )
     serial = Serial(_value(data))
     if serial.check_symbol != check:
-        raise SerialError("the code was mistyped: its last character does not match the rest")
+        raise SerialError(
+            "the code was mistyped: its last character does not match the rest",
+            N_("code.mistyped"),
+        )
     return serial
 
 

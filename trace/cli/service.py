@@ -210,6 +210,9 @@ def demo(
         f"\nThe staff app: sign in at {url}/app/login as council-demo (the council), "
         f"htx-tai-hoan (a producer) or inspector-demo, with the passwords in {result.credentials}"
     )
+    out.print("\nThe public site (catalogue, search, code entry, product pages, the ledger):")
+    for what, link in result.site.items():
+        out.print(f"  {what}: {link}")
     out.print("\nInteroperability (EPCIS 2.0, spreadsheets, edits as statements):")
     for what, path in (
         ("a batch's EPCIS events", "/api/v1/batches/mien-dong-tai-hoan-b1/epcis"),

@@ -50,6 +50,7 @@ def common(request: Request, lang: str) -> dict[str, Any]:
         "other_lang": other,
         "switch_url": switch,
         "development": request.app.state.settings.is_development,
+        "site_url": request.app.state.settings.public_url.rstrip("/"),  # for shared links
         "holes": HOLES,
     }
 

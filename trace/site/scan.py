@@ -36,6 +36,7 @@ from ocop_trace.errors import BadLink, NotFound, ServiceError
 from ocop_trace.evidence import Evidence
 from ocop_trace.links import Level, levels_of
 from ocop_trace.scan_facts import (
+    Check,
     ScanView,
     SerialCheck,
     Target,
@@ -291,17 +292,7 @@ def _render(
     )
     name = product["name_vi"] if lang == "vi" or not product["name_en"] else product["name_en"]
     current_rating = rating is not None and rating["status"] in ("valid", "expiring")
-    checked = sum(1 for c in scan.checks if c.ok)
-    summary = i18n.t(lang, "check.summary", checked=checked, total=len(scan.checks))
-    if scan.checkpoint and scan.checkpoint["at"]:
-        summary += i18n.t(lang, "check.confirmed", at=i18n.moment(scan.checkpoint["at"], lang))
-    if scan.checkpoint and scan.checkpoint["witnessed"]:
-        names = scan.checkpoint["confirmed_by"]
-        summary += (
-            i18n.t(lang, "check.witnessed", names=", ".join(names))
-            if names
-            else i18n.t(lang, "check.not_witnessed")
-        )
+    summary = checks_summary(lang, scan.checks, scan.checkpoint)
     rendered = render(
         request,
         lang,
@@ -327,7 +318,7 @@ def _render(
         checkpoint=scan.checkpoint,
         summary=summary,
         mismatch=scan.mismatch,
-        mismatch_words=[_mismatch_words(lang, m) for m in scan.mismatch],
+        mismatch_words=[mismatch_words(lang, m) for m in scan.mismatch],
         serial_page=target.serial is not None,
         report={"values": {"note": "", "where_bought": ""}, "errors": {}},
         label_signature=signature,
@@ -338,12 +329,29 @@ def _render(
     return Page(rendered, base_findings(scan), reason, producer["name"])
 
 
+def checks_summary(lang: str, checks: list[Check], checkpoint: dict[str, Any] | None) -> str:
+    """The evidence box's one line: how many facts were checked, against what, and who
+    confirmed that checkpoint (the public pages say it the same way)."""
+    checked = sum(1 for c in checks if c.ok)
+    summary = i18n.t(lang, "check.summary", checked=checked, total=len(checks))
+    if checkpoint and checkpoint["at"]:
+        summary += i18n.t(lang, "check.confirmed", at=i18n.moment(checkpoint["at"], lang))
+    if checkpoint and checkpoint["witnessed"]:
+        names = checkpoint["confirmed_by"]
+        summary += (
+            i18n.t(lang, "check.witnessed", names=", ".join(names))
+            if names
+            else i18n.t(lang, "check.not_witnessed")
+        )
+    return summary
+
+
 def _unit(lang: str, unit: str) -> str:
     key = f"unit.{unit}"
     return i18n.t(lang, key) if key in i18n.catalogue(lang) else unit
 
 
-def _mismatch_words(lang: str, item: str) -> str:
+def mismatch_words(lang: str, item: str) -> str:
     part, _, problem = item.partition(".")
     what = i18n.t(lang, f"part.{part}")
     key = f"problem.{problem}"
