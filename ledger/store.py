@@ -127,9 +127,15 @@ def _engine_of_this_process(url: str) -> Engine:
 def reopenable_url(engine: Engine) -> str | None:
     """The URL another process can open to reach the same database; None for SQLite in
     memory, which only this connection pool can see."""
-    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
-        return None
-    return engine.url.render_as_string(hide_password=False)
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return None
+        if not url.database.startswith("file:"):
+            # Absolute: a relative path names another file once the working folder
+            # changes, and engines are kept per URL for reuse.
+            url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=False)
 
 
 def _create_private(database: str | None) -> None:

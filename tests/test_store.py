@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from conftest import LedgerKit
@@ -129,3 +130,16 @@ def test_checkpoint_if_behind_covers_the_tail(kit: LedgerKit) -> None:
     assert note is not None
     assert "\n5\n" in note
     assert kit.store.checkpoint_if_behind() is None
+
+
+def test_a_reopenable_sqlite_url_names_the_same_file_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine
+
+    from ledger.store import reopenable_url
+
+    monkeypatch.chdir(tmp_path)
+    url = reopenable_url(create_engine("sqlite:///d/trace.db"))
+    assert url == f"sqlite:///{tmp_path.resolve() / 'd' / 'trace.db'}"
+    assert reopenable_url(create_engine("sqlite://")) is None
