@@ -58,7 +58,7 @@ async def options() -> Response:
 def facts(request: Request, target: Target) -> dict[str, Any]:
     """What the scan page shows, as data, with its verdict (runs in a worker thread)."""
     state = request.app.state
-    with state.service.engine.connect() as conn:
+    with state.public.connection() as conn:  # one snapshot: see public_reads
         product, batch = rows_for(conn, target)
         scan = view(conn, state.evidence, product, batch, ocop.today_in_vietnam_cached())
         check = (
