@@ -9,7 +9,7 @@ fills a set in from its serials (checked against the root), or marks it as not h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, func, insert, select
@@ -106,7 +106,7 @@ def keep_offline_sets(
             select(ENTRY.c.statement_hash, ENTRY.c.idx).where(ENTRY.c.statement_hash.in_(hashes))
         )
     }
-    held = {s.id for s in states(conn) if s.held}
+    held = {s.id for s in states(conn, indices.values()) if s.held}
     needed, known_roots = [], set()
     for statement, digest in zip(statements, hashes, strict=True):
         index = indices[digest]
@@ -122,14 +122,15 @@ def _root(serials: Sequence[str]) -> str:
     return serial_set_commitment([parse_canonical(serial_text(s)) for s in serials]).hex()
 
 
-def states(conn: Connection) -> list[LabelSetState]:
-    """Every label set with how many serials are held for it."""
-    held = (
-        select(LABEL_SERIAL.c.label_set_id, func.count().label("n"))
-        .group_by(LABEL_SERIAL.c.label_set_id)
-        .subquery()
-    )
-    rows = conn.execute(
+def states(conn: Connection, ids: Collection[int] | None = None) -> list[LabelSetState]:
+    """Every label set (or those with these ids) with how many serials are held for it."""
+    counted = select(LABEL_SERIAL.c.label_set_id, func.count().label("n"))
+    if ids is not None:
+        # An append asks about its own few sets: counting every serial held (a national
+        # ledger holds a hundred million) would cost each submission a full scan.
+        counted = counted.where(LABEL_SERIAL.c.label_set_id.in_(list(ids)))
+    held = counted.group_by(LABEL_SERIAL.c.label_set_id).subquery()
+    query = (
         select(
             LABEL_SET.c.id,
             LABEL_SET.c.batch_id,
@@ -141,7 +142,10 @@ def states(conn: Connection) -> list[LabelSetState]:
         .outerjoin(held, held.c.label_set_id == LABEL_SET.c.id)
         .outerjoin(UNHELD, UNHELD.c.label_set_id == LABEL_SET.c.id)
         .order_by(LABEL_SET.c.id)
-    ).all()
+    )
+    if ids is not None:
+        query = query.where(LABEL_SET.c.id.in_(list(ids)))
+    rows = conn.execute(query).all()
     return [
         LabelSetState(r.id, r.batch_id, r.issued, r.commitment, int(r.held), bool(r.unheld))
         for r in rows
