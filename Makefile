@@ -62,7 +62,9 @@ bench: $(DEV_STAMP)
 	$(BIN)/python tests/bench/scan_bench.py; c=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/login_flood.py; d=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/api_throughput.py; e=$$?; \
-	exit $$((a | b | c | d | e))
+	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; f=$$?; \
+	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; f=0; fi; \
+	exit $$((a | b | c | d | e | f))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.
