@@ -30,8 +30,6 @@ from support import Api, issue_labels, issued_serials
 
 from ocop_trace.app import create_app
 
-pytestmark = pytest.mark.postgres
-
 
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
