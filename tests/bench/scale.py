@@ -47,7 +47,7 @@ from ocop_trace.models import (
 )
 from ocop_trace.reads import batch_row
 from ocop_trace.scan_facts import batch_of_serial
-from ocop_trace.serials import new_serial, serial_set_commitment
+from ocop_trace.serials import new_serial, parse_canonical, serial_set_commitment
 from ocop_trace.service import TraceService
 from ocop_trace.settings import Settings
 
@@ -192,6 +192,11 @@ def _batch(n: int, count: int, key: Any) -> tuple[list[Statement], list[str]]:
     label = {"batch_id": batch_id, "count": count, "commitment": commitment}
     made.append(sign_statement("labels.issued", label, key))
     return made, [s.canonical for s in serials]
+
+
+def serial_set_commitment_of(serials: list[str]) -> str:
+    """The commitment a labels.issued statement makes to these canonical serials."""
+    return serial_set_commitment(parse_canonical(s) for s in serials).hex()
 
 
 def report(service: TraceService, samples: int) -> bool:
