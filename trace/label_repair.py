@@ -83,9 +83,9 @@ def keep_serials(
     # A submission may carry 500 sets of 10,000 serials: asked about in slices, since one
     # query holds at most 65,535 parameters on PostgreSQL (32,766 on SQLite).
     for start in range(0, len(rows), _SERIALS_PER_QUERY):
-        texts = [r["serial"] for r in rows[start : start + _SERIALS_PER_QUERY]]
+        chunk = [str(r["serial"]) for r in rows[start : start + _SERIALS_PER_QUERY]]
         taken = conn.execute(
-            select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial.in_(texts))
+            select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial.in_(chunk))
         ).first()
         if taken is not None:
             raise Conflict(f"serial {taken.serial} was issued before", field="serials")
