@@ -57,14 +57,15 @@ test: lint
 # Every script runs; the target fails if any reports a figure below its target. The
 # server benchmarks measure PostgreSQL too when TRACE_TEST_POSTGRES_URL is set.
 bench: $(DEV_STAMP)
-	command -v wrk >/dev/null || apt-get install -y wrk || echo "install wrk for the scan-page benchmark"
+	command -v wrk >/dev/null || apt-get install -y wrk || echo "install wrk for the scan-page and tiles benchmarks"
 	$(BIN)/python tests/bench/run.py; a=$$?; $(BIN)/python tests/bench/labels_bench.py; b=$$?; \
 	$(BIN)/python tests/bench/scan_bench.py; c=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/login_flood.py; d=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/api_throughput.py; e=$$?; \
-	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; f=$$?; \
-	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; f=0; fi; \
-	exit $$((a | b | c | d | e | f))
+	$(BIN)/python tests/bench/tiles_http.py; f=$$?; \
+	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; g=$$?; \
+	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; g=0; fi; \
+	exit $$((a | b | c | d | e | f | g))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.

@@ -206,12 +206,18 @@ class TileReader:
         self._cached = 0
         self._lock = threading.Lock()
 
-    def read(self, tile: Tile, conn: Connection | None = None) -> bytes:
-        """The tile's bytes; TileError if the tree does not have that tile yet."""
+    def cached(self, tile: Tile) -> bytes | None:
+        """The tile's bytes if they are in memory; None means read() must query. Never
+        blocks on I/O, so a server can answer a hit without handing it to a thread."""
         with self._lock:
             if (data := self._cache.get(tile)) is not None:
                 self._cache.move_to_end(tile)
-                return data
+            return data
+
+    def read(self, tile: Tile, conn: Connection | None = None) -> bytes:
+        """The tile's bytes; TileError if the tree does not have that tile yet."""
+        if (data := self.cached(tile)) is not None:
+            return data
         data = self._query(tile, conn)
         if len(data) <= self.cache_bytes // 8:  # one huge bundle must not empty the cache
             with self._lock:

@@ -77,8 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost: all answers
     # The scan pages first: they are most of the traffic, and routes are matched in order.
     scan.add_pages(app)
-    # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses.
-    app.router.routes.extend(tile_routes(public.store, public.witnessing.served))
+    # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses;
+    # /checkpoint lags the ledger as the pages do, at most page_cache_seconds.
+    app.router.routes.extend(
+        tile_routes(public.store, public.witnessing.served, settings.page_cache_seconds)
+    )
     # A bad or revoked token is refused on every route, public ones included, so a script
     # never mistakes an expired token for anonymous access (the pages check it themselves).
     for router in (

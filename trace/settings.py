@@ -69,7 +69,8 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0,
         le=60,
-        description="How long a cached scan page may lag behind the ledger (0: never)",
+        description="How long a cached scan page or /checkpoint may lag behind the ledger "
+        "(0: never)",
     )
     page_cache_size: int = Field(
         default=2048, ge=0, le=1_000_000, description="Rendered scan pages kept per worker"

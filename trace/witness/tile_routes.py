@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from starlette.applications import Starlette
@@ -13,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ledger.store import LedgerStore
-from ledger.tiles import TileError, TileReader
+from ledger.tiles import TileError, TileReader, parse_tile_path
 
 # Tiles never change once served, partial ones included (a wider tile has another path).
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -40,16 +41,35 @@ def checkpoint_response(note: str | None) -> Response:
     return PlainTextResponse(note, media_type=TEXT, headers={"Cache-Control": CHECKPOINT_CACHE})
 
 
-def tile_routes(store: LedgerStore, checkpoint: Callable[[], str | None]) -> list[Route]:
+def tile_routes(
+    store: LedgerStore, checkpoint: Callable[[], str | None], max_age: float = 0.0
+) -> list[Route]:
     """Routes to mount at the log's prefix. `checkpoint` gives the note to serve at
-    /checkpoint: the latest one with its cosignatures (CosignatureStore.cosigned)."""
+    /checkpoint: the latest one with its cosignatures (CosignatureStore.cosigned). It is
+    read at most every `max_age` seconds (0: on every request)."""
     reader = TileReader(store)
+    # (note, monotonic time it was read): reading it costs two queries, ten times the cost
+    # of the rest of the answer, and a client may already hold it for CHECKPOINT_CACHE.
+    kept: list[tuple[str | None, float]] = []
 
     async def get_tile(request: Request) -> Response:
-        return await run_in_threadpool(tile_response, reader, "tile/" + request.path_params["rest"])
+        path = "tile/" + request.path_params["rest"]
+        try:
+            data = reader.cached(parse_tile_path(path))
+        except TileError:
+            data = None  # tile_response answers it
+        if data is not None:
+            # A hit answers here: the hand-off to a worker thread would cost more than the rest.
+            return Response(data, media_type=OCTETS, headers={"Cache-Control": IMMUTABLE})
+        return await run_in_threadpool(tile_response, reader, path)
 
     async def get_checkpoint(_: Request) -> Response:
-        return checkpoint_response(await run_in_threadpool(checkpoint))
+        if kept and time.monotonic() - kept[0][1] < max_age:
+            return checkpoint_response(kept[0][0])
+        read_at = time.monotonic()
+        note = await run_in_threadpool(checkpoint)
+        kept[:] = [(note, read_at)]
+        return checkpoint_response(note)
 
     return [
         Route("/checkpoint", get_checkpoint, methods=["GET"]),
