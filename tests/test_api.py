@@ -331,9 +331,12 @@ def test_resolver_answers_linkset_redirects_head_options(api: Api) -> None:
     link = f"/01/08936012345674/10/L2601/21/{issued_serials(api)[0]}"
     linkset = api.client.get(link + "?linkType=linkset")
     assert linkset.headers["content-type"].startswith("application/linkset+json")
-    anchor = linkset.json()["linkset"][0]
-    for relation in ("pip", "certificationInfo", "traceability"):
-        assert anchor[f"https://gs1.org/voc/{relation}"][0]["href"].startswith("http")
+    levels = linkset.json()["linkset"]  # the product, its lot, the label (issue 17)
+    assert len(levels) == 3
+    for relation in ("pip", "certificationInfo", "traceability", "defaultLink"):
+        found = [x for level in levels for x in level.get(f"https://gs1.org/voc/{relation}", [])]
+        assert found, relation
+        assert all(x["href"].startswith("http") for x in found)
     same = api.client.get(link, headers={"Accept": "application/linkset+json"})
     assert same.json() == linkset.json()
     redirect = api.client.get(link + "?linkType=gs1:certificationInfo", follow_redirects=False)
@@ -344,7 +347,8 @@ def test_resolver_answers_linkset_redirects_head_options(api: Api) -> None:
     assert options.status_code == 204
     assert "GET" in options.headers["Allow"]
     well_known = api.client.get("/.well-known/gs1resolver").json()
-    assert "gs1:pip" in well_known["supportedLinkType"][0]["types"]
+    assert well_known["supportedPrimaryKeys"] == ["01"]
+    assert well_known["supportedLinkType"][0]["prefix"] == "gs1:"
 
 
 def test_unknown_or_malformed_codes(api: Api) -> None:

@@ -42,7 +42,9 @@ def test_database_and_key_files_are_created_for_their_owner_only(tmp_path: Path)
 def test_settings_say_when_the_server_runs_for_development() -> None:
     assert Settings().is_development
     assert Settings().placeholder_secret
-    real = Settings(environment="production", secret_key="x" * 40)
+    real = Settings(
+        environment="production", secret_key="x" * 40, public_url="https://truyxuat.example.vn"
+    )
     assert not real.is_development
     assert not real.placeholder_secret
 

@@ -164,10 +164,10 @@ def test_capture_is_for_a_producer_its_own_batches_and_bounded(api: Api) -> None
     api.post("/api/v1/producers", {**json.loads(json.dumps(_other())), "id": "htx-khac"}, "council")
     api.post(
         "/api/v1/products",
-        {**PRODUCT, "id": "p2", "gtin": "", "producer_id": "htx-khac"},
+        {**PRODUCT, "id": "sp-khac", "gtin": "", "producer_id": "htx-khac"},
         "council",
     )
-    theirs = {**BATCH, "id": "theirs-1", "product_id": "p2"}
+    theirs = {**BATCH, "id": "theirs-1", "product_id": "sp-khac"}
     api.service.register_batch(_principal("htx-khac"), _batch(theirs))
     refused = post(api, document(packing(f"{api.settings.public_url}/b/theirs-1")))
     assert refused.status_code == 403, refused.text

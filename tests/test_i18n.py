@@ -129,3 +129,12 @@ def test_vietnamese_pages_carry_no_english(api: Api) -> None:
         _, page, _ = scan(api, path)
         assert page.lang == "vi", path
         assert _english_in(page.all_text) == [], path
+
+
+def test_a_timestamp_is_written_as_the_day_it_was_in_vietnam() -> None:
+    from ocop_trace import i18n
+
+    # 20:30 UTC on 31 August is already 1 September in Vietnam.
+    assert i18n.day("2028-08-31T20:30:00.123456Z", "vi") == "01/09/2028"
+    assert i18n.day("2028-08-31", "vi") == "31/08/2028"
+    assert i18n.day("2028-08-31T10:00:00Z", "en") == "31 Aug 2028"

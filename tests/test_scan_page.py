@@ -20,6 +20,8 @@ def _label(api: Api, **rating: Any) -> str:
     assert api.post("/api/v1/products", PRODUCT, "council").status_code == 201
     if rating.get("issued_on") != "none":
         body = {**RATING, **rating}
+        if "decision_date" in rating:  # a product is evaluated in the year it is rated
+            body["evaluation_year"] = int(rating["decision_date"][:4])
         assert api.post("/api/v1/ratings", body, "council").status_code == 201
     assert api.post("/api/v1/batches", BATCH, "producer").status_code == 201
     answer = api.post("/api/v1/batches/mien-2026-001/labels", {"count": 1}, "producer")

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, dependencies=[Depends(get_principal)])
     docs_offline.install(app)
+    scan.add_compressed(app)  # last: any one-segment path no route above answers
     return app
 
 

@@ -22,6 +22,8 @@ TAGS = [
     {"name": "batches", "description": "Batches with lineage, events, recalls; inspections"},
     {"name": "labels", "description": "Issue labels; what their QR links resolve to"},
     {"name": "reports", "description": "Suspected fakes reported by shoppers"},
+    {"name": "epcis", "description": "GS1 EPCIS 2.0 events out (JSON-LD) and in (capture)"},
+    {"name": "spreadsheets", "description": "A council's product lists in and out (xlsx, csv)"},
     {
         "name": "ledger",
         "description": "Signed checkpoints, entries with proofs, offline statements",

@@ -116,9 +116,11 @@ RULES: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# Syntax Dictionary flag "?" is on every AI but these: they may not be DL query attributes.
+# Syntax Dictionary flag "?" is on every AI but these: they may not be DL query attributes
+# (tests/test_gs1_dictionary.py compares the flags with the dictionary's own rows).
 NOT_DL_ATTRIBUTES = frozenset(
     {"03", "21", "22", "235", "254", "7040", "7041", "8011", "8014", "8019", "8020", "8200"}
+    | {"8040", "8041", "8042", "8043"}
 )
 
 _COMPONENT = re.compile(r"(\[)?([NXYZ])(\.\.)?(\d+)\]?((?:,[a-z0-9]+)*)")

@@ -71,9 +71,13 @@ def score(hundredths: int, lang: str) -> str:
     return number(hundredths / 100, lang, decimals=2)
 
 
-def day(value: date | str, lang: str) -> str:
-    """31/08/2028 in Vietnamese, 31 Aug 2028 in English."""
-    when = date.fromisoformat(value) if isinstance(value, str) else value
+def day(value: date | datetime | str, lang: str) -> str:
+    """31/08/2028 in Vietnamese, 31 Aug 2028 in English. A point in time (a ledger
+    timestamp) is the day it was in Vietnam, not in UTC."""
+    if isinstance(value, datetime) or (isinstance(value, str) and len(value) > 10):
+        when = local(value).date()
+    else:
+        when = date.fromisoformat(value) if isinstance(value, str) else value
     return str(format_date(when, _DATE_FORMAT[lang], locale=lang))
 
 

@@ -12,10 +12,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocop_trace import photos
 from ocop_trace.errors import PayloadTooLarge, asgi_answer
 
 JSON_BYTES = 1024 * 1024  # any body but a multipart upload
-UPLOAD_BYTES = 10 * 1024 * 1024  # multipart/form-data: a form with a photo
+# multipart/form-data: a form with a photo. Above the photo's own limit, so a photo just
+# over it reaches the form, which says so on its page and keeps what was typed.
+UPLOAD_BYTES = photos.MAX_BYTES + 1024 * 1024
 
 
 def limit_for(content_type: bytes) -> int:

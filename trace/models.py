@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from ocop_trace import ocop, text
-from ocop_trace.digital_link import is_valid_gtin
+from ocop_trace.digital_link import check_lot, is_valid_gtin
 
 SLUG = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
 SLUG_RE = re.compile(SLUG)
@@ -401,7 +401,11 @@ class RatingRevocation(RatingRevoke):
 # -- batches -----------------------------------------------------------------------------
 class BatchBase(SQLModel):
     product_id: str = slug_field()
-    lot: str = Field(min_length=1, max_length=20, schema_extra={"pattern": r"^[!-~]+$"})
+    lot: str = Field(
+        min_length=1,
+        max_length=20,
+        description="GS1 AI (10): letters, digits and !\"%&'()*+,-./:;<=>?_ (GS1 CSET 82)",
+    )
     produced_on: str
     expires_on: str | None = None
     quantity: int = Field(ge=0, le=10**12, description="In base units, e.g. grams or items")
@@ -416,6 +420,12 @@ class BatchBase(SQLModel):
 
     _text = field_validator("unit", "origin")(text.line)
     _prose = field_validator("notes")(text.prose)
+
+    @field_validator("lot")
+    @classmethod
+    def _lot(cls, value: str) -> str:
+        # Printed in the label's GS1 Digital Link: a lot GS1 does not allow could not be.
+        return check_lot(value)
 
 
 class BatchCreate(BatchBase):

@@ -379,8 +379,9 @@ class TraceService:
                 ],
             )
 
-        receipt = self._signs(principal, "producer", "labels.issued", body, also=keep_serials)
+        # Built before the append: a lot no link can carry leaves no unprinted serials.
         urls = [label_url(public_url, row.gtin, row.lot, s.canonical) for s in serials]
+        receipt = self._signs(principal, "producer", "labels.issued", body, also=keep_serials)
         if request.offline:
             key = self.producer_key(principal.producer_id)
             urls = [sign_label_url(url, key) for url in urls]

@@ -10,13 +10,25 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep, cached_json
+from ocop_trace.api.examples import EPCIS_CAPTURE
 from ocop_trace.epcis.capture import MAX_DOCUMENT_BYTES, capture
 from ocop_trace.epcis.export import Exporter, batch_entries, document, product_entries
 from ocop_trace.errors import InvalidInput, PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["epcis"])
 JSON_LD = "application/ld+json"
-_DOCUMENT = {"200": {"content": {JSON_LD: {}}, "description": "An EPCIS 2.0 document"}}
+_DOCUMENT = {
+    "200": {
+        "content": {JSON_LD: {"schema": {"type": "object", "title": "EPCISDocument"}}},
+        "description": "An EPCIS 2.0 document (JSON-LD, the standard's context)",
+    }
+}
+_CAPTURED = {
+    "201": {
+        "content": {"application/json": {"schema": {"type": "object", "title": "Captured"}}},
+        "description": "How many events became statements, and their ledger indices",
+    }
+}
 
 
 def _answer(request: Request, payload: dict[str, Any]) -> Response:
@@ -51,8 +63,12 @@ def product_epcis(
     "/epcis/capture",
     status_code=201,
     summary="Capture an EPCIS 2.0 document: each event a statement signed with your key",
+    responses=_CAPTURED,  # type: ignore[arg-type]
     openapi_extra={
-        "requestBody": {"content": {JSON_LD: {"schema": {"type": "object"}}}, "required": True}
+        "requestBody": {
+            "content": {JSON_LD: {"schema": {"type": "object"}, "example": EPCIS_CAPTURE}},
+            "required": True,
+        }
     },
 )
 async def capture_document(

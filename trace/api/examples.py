@@ -69,6 +69,35 @@ STATEMENT = {
     "sig": "base64 Ed25519 signature over the statement (ocop-trace sign prints it)",
 }
 STATEMENTS = {"statements": [STATEMENT], "serials": []}
+PRODUCER_CHANGES = {
+    "address_current": {"province": "tỉnh Thái Nguyên", "commune": "xã Côn Minh"},
+    "contact": "htx.taihoan@example.invalid",
+}
+PRODUCT_CHANGES = {"name_en": "Tài Hoan arrowroot vermicelli"}
+EPCIS_CAPTURE = {
+    "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+    "type": "EPCISDocument",
+    "schemaVersion": "2.0",
+    "creationDate": "2026-01-05T02:00:00Z",
+    "epcisBody": {
+        "eventList": [
+            {
+                "type": "ObjectEvent",
+                "eventTime": "2026-01-05T02:00:00Z",
+                "eventTimeZoneOffset": "+07:00",
+                "action": "OBSERVE",
+                "bizStep": "shipping",
+                "quantityList": [{"epcClass": "https://id.gs1.org/01/08936012345674/10/L2026-001"}],
+            }
+        ]
+    },
+}
+
+
+def binary(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 answer that is a file (a spreadsheet, a CSV), for `responses=`."""
+    content = {media: {"schema": {"type": "string", "format": "binary"}} for media in media_types}
+    return {200: {"content": content, "description": description}}
 
 
 def body(example: dict[str, Any], summary: str = "example") -> Any:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ocop_trace.api.deps import ConnDep
+from ocop_trace.api.examples import binary
 from ocop_trace.api.imports import XLSX
 from ocop_trace.sheets_out import write_sheet_csv, write_workbook
 
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["spreadsheets"])
     "/exports/batches.xlsx",
     summary="Every batch, every event and the portal's consumer fields: one sortable XLSX",
     response_class=Response,
+    responses=binary(XLSX, description="The workbook"),
 )
 def batches_xlsx(request: Request, conn: ConnDep) -> Response:
     data = io.BytesIO()
@@ -31,6 +33,7 @@ def batches_xlsx(request: Request, conn: ConnDep) -> Response:
     "/exports/batches.csv",
     summary="One of those lists as CSV: batches, events or portal",
     response_class=Response,
+    responses=binary("text/csv", description="One sheet as CSV (UTF-8)"),
 )
 def batches_csv(
     request: Request,

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ocop_trace.api.deps import PrincipalDep, ServiceDep
+from ocop_trace.api.examples import binary
 from ocop_trace.catalogue_import import COLUMNS, apply_import, plan_import, template_sheets
 from ocop_trace.errors import PayloadTooLarge
 from ocop_trace.service import require_role
@@ -17,10 +18,15 @@ from ocop_trace.sheets import MAX_BYTES, write_csv, write_xlsx
 
 router = APIRouter(prefix="/api/v1", tags=["spreadsheets"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Each row checked: what it would append, or the fix a cell needs ("appended" once applied).
+_PLAN = {"type": "object", "title": "ImportPlan"}
 
 
 @router.get(
-    "/imports/template", summary="The spreadsheet template for producers, products, ratings"
+    "/imports/template",
+    summary="The spreadsheet template for producers, products, ratings",
+    response_class=Response,
+    responses=binary(XLSX, "text/csv", description="The template: XLSX, or one sheet as CSV"),
 )
 def template(
     format: Annotated[Literal["xlsx", "csv"], Query()] = "xlsx",
@@ -40,6 +46,25 @@ def template(
 @router.post(
     "/imports",
     summary="Import a council's spreadsheet (.xlsx or .csv): a dry run, or apply=true (council)",
+    responses={
+        200: {"content": {"application/json": {"schema": _PLAN}}, "description": "The dry run"},
+        201: {"content": {"application/json": {"schema": _PLAN}}, "description": "Appended"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    },
+                    "example": {"file": "ocop-import.xlsx (the template, filled in)"},
+                }
+            },
+            "required": True,
+        }
+    },
 )
 async def import_sheet(
     file: UploadFile,

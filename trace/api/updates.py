@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -11,9 +11,19 @@ from sqlalchemy import select
 
 from ledger.store import Receipt
 from ocop_trace.accounts import Principal
-from ocop_trace.api.deps import ConnDep, PrincipalDep, ServiceDep, cached_json, created
+from ocop_trace.api import examples
+from ocop_trace.api.deps import (
+    ConnDep,
+    Created,
+    Items,
+    PrincipalDep,
+    ServiceDep,
+    cached_json,
+    created,
+)
+from ocop_trace.api.examples import body
 from ocop_trace.errors import NotFound
-from ocop_trace.models import PRODUCER, PRODUCT, ProducerChanges, ProductChanges
+from ocop_trace.models import PRODUCER, PRODUCT, HistoryItem, ProducerChanges, ProductChanges
 from ocop_trace.reads import history
 from ocop_trace.service import TraceService
 
@@ -25,10 +35,11 @@ _TABLES = {"producer": PRODUCER, "product": PRODUCT}
     "/producers/{producer_id}/updates",
     status_code=201,
     summary="Change a producer's name, addresses, contact, description or photo (council)",
+    response_model=Created,
 )
 def update_producer(
     producer_id: str,
-    data: ProducerChanges,
+    data: Annotated[ProducerChanges, body(examples.PRODUCER_CHANGES)],
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
@@ -40,10 +51,11 @@ def update_producer(
     "/products/{product_id}/updates",
     status_code=201,
     summary="Change a product's names, description, photo or GTIN (council)",
+    response_model=Created,
 )
 def update_product(
     product_id: str,
-    data: ProductChanges,
+    data: Annotated[ProductChanges, body(examples.PRODUCT_CHANGES)],
     request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
@@ -73,11 +85,19 @@ def _history(subject: str, subject_id: str, request: Request, conn: ConnDep) -> 
     return cached_json(request, {"items": items})
 
 
-@router.get("/producers/{producer_id}/history", summary="A producer's changes, oldest first")
+@router.get(
+    "/producers/{producer_id}/history",
+    summary="A producer's changes, oldest first",
+    response_model=Items[HistoryItem],
+)
 def producer_history(producer_id: str, request: Request, conn: ConnDep) -> Response:
     return _history("producer", producer_id, request, conn)
 
 
-@router.get("/products/{product_id}/history", summary="A product's changes, oldest first")
+@router.get(
+    "/products/{product_id}/history",
+    summary="A product's changes, oldest first",
+    response_model=Items[HistoryItem],
+)
 def product_history(product_id: str, request: Request, conn: ConnDep) -> Response:
     return _history("product", product_id, request, conn)

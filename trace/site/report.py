@@ -23,7 +23,9 @@ router = APIRouter(tags=["reports"])
 FIELDS = {"note": reports.MAX_NOTE_CHARS, "where_bought": reports.MAX_WHERE_CHARS}
 
 
-@router.post("/report", summary="Report a suspected fake (the scan page's form)")
+@router.post(
+    "/report", summary="Report a suspected fake (the scan page's form)", include_in_schema=False
+)
 async def report_fake(request: Request) -> Response:
     lang = language(request)
     try:

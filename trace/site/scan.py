@@ -3,6 +3,7 @@
     /l/{serial}             a label's short link (its serial; the printed short code too)
     /01/{gtin}[/10/{lot}][/21/{serial}]   a GS1 Digital Link
     /b/{batch}              a batch's page (lineage links open it; no serial)
+    /{data}                 a compressed GS1 Digital Link, read in place (added last)
 
 The same URL answers a browser with the page and anything else through the JSON resolver
 (api/resolver.py). A cached page costs no database and no thread: only the per-scan parts
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,9 +25,16 @@ from starlette.routing import Route
 
 from ocop_trace import i18n, ocop
 from ocop_trace.api.deps import get_principal
-from ocop_trace.digital_link import DigitalLinkError, parse_raw_digital_link
+from ocop_trace.digital_link import (
+    DigitalLink,
+    DigitalLinkError,
+    parse_digital_link,
+    parse_raw_digital_link,
+)
+from ocop_trace.dl_compression import decompress_digital_link
 from ocop_trace.errors import BadLink, NotFound, ServiceError
 from ocop_trace.evidence import Evidence
+from ocop_trace.links import Level, levels_of
 from ocop_trace.scan_facts import (
     ScanView,
     SerialCheck,
@@ -93,6 +102,32 @@ def add_pages(app: FastAPI) -> None:
         app.add_api_route(path, resolver.options, methods=["OPTIONS"], include_in_schema=False)
 
 
+def add_compressed(app: FastAPI) -> None:
+    """The compressed links, behind every other route: any one-segment path no other route
+    answers is tried as one (a path that is not a compressed link stays a 404)."""
+    app.add_api_route(
+        "/{data}",
+        resolve_compressed,
+        methods=["GET"],
+        summary="Resolve a compressed GS1 Digital Link, in place (no redirect)",
+        tags=["labels"],
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "data",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The compressed link: GS1 DL compression, base64url",
+                }
+            ],
+            "responses": {"200": _PAGE_ANSWER},
+        },
+    )
+    app.add_api_route("/{data}", resolve_compressed, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/{data}", resolver.options, methods=["OPTIONS"], include_in_schema=False)
+
+
 @_page_route("/l/{code}", "Resolve a label's short link", "code", "The serial, or the printed code")
 async def resolve_short(request: Request) -> Response:
     code: str = request.path_params["code"]
@@ -103,7 +138,7 @@ async def resolve_short(request: Request) -> Response:
             serial = parse_human(code).canonical
         except SerialError as exc:
             return await _refused(request, exc)
-    return await _answer(request, Target(serial=serial))
+    return await _answer(request, Target(serial=serial), _own(request, "l", serial))
 
 
 @_page_route(
@@ -124,20 +159,48 @@ async def resolve_digital_link(request: Request) -> Response:
         )
     except DigitalLinkError as exc:
         return await _refused(request, exc)
-    if link.primary_key != "01":
-        return await _refused(request, BadLink("only GTIN (01) links are resolved here"))
-    return await _answer(request, Target(serial=link.serial, gtin=link.gtin, lot=link.lot))
+    return await _resolve(request, link)
+
+
+async def resolve_compressed(request: Request) -> Response:
+    """A compressed Digital Link, answered as its uncompressed form is (GS1: not redirected
+    on the same resolver), with that form in the Link header as owl:sameAs."""
+    data: str = request.path_params["data"]
+    root = request.app.state.settings.public_url.rstrip("/")
+    try:
+        uncompressed = decompress_digital_link(f"{root}/{data}")
+        link = parse_digital_link(uncompressed)
+    except DigitalLinkError:
+        # Most such paths are simply not ours: answered as any unknown path is.
+        nothing = NotFound(f"nothing at {request.url.path}; the API is described at /docs")
+        return await _refused(request, nothing)
+    return await _resolve(request, link, uncompressed)
 
 
 @_page_route("/b/{batch_id}", "A batch's page, with no label", "batch_id", "The batch's id")
 async def batch_page(request: Request) -> Response:
-    return await _answer(request, Target(batch_id=request.path_params["batch_id"]))
+    batch_id: str = request.path_params["batch_id"]
+    return await _answer(request, Target(batch_id=batch_id), _own(request, "b", batch_id))
+
+
+async def _resolve(request: Request, link: DigitalLink, same_as: str | None = None) -> Response:
+    if link.primary_key != "01":
+        return await _refused(request, BadLink("only GTIN (01) links are resolved here"))
+    root = request.app.state.settings.public_url.rstrip("/")
+    address = resolver.Address(levels_of(root, link), same_as)
+    return await _answer(request, Target(serial=link.serial, gtin=link.gtin, lot=link.lot), address)
+
+
+def _own(request: Request, prefix: str, value: str) -> resolver.Address:
+    """The address of one of the service's own links: one level, its canonical URI."""
+    root = request.app.state.settings.public_url.rstrip("/")
+    return resolver.Address([Level(prefix, f"{root}/{prefix}/{quote(value, safe='')}")])
 
 
 async def _refused(request: Request, error: ServiceError) -> Response:
     await _refuse_bad_token(request)
     if wants_html(request):
-        return error_page(request, error.status, error)
+        return resolver.annotate(error_page(request, error.status, error), None)
     raise error
 
 
@@ -151,11 +214,16 @@ def _page_wanted(request: Request) -> bool:
     return wants_html(request) and "linkType" not in request.query_params
 
 
-async def _answer(request: Request, target: Target) -> Response:
-    """A cached page when there is one (no database, no thread), else one built afresh."""
+async def _answer(request: Request, target: Target, address: resolver.Address) -> Response:
+    """The page, or the resolver's answer for a program, with the resolver's headers."""
     await _refuse_bad_token(request)
     if not _page_wanted(request):
-        return await run_in_threadpool(resolver.answer, request, target)
+        return await run_in_threadpool(resolver.answer, request, target, address)
+    return resolver.annotate(await _page(request, target), address)
+
+
+async def _page(request: Request, target: Target) -> Response:
+    """A cached page when there is one (no database, no thread), else one built afresh."""
     cache: ScanPages = request.app.state.pages
     generation = cache.generation()
     if generation is None:
