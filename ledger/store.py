@@ -83,6 +83,16 @@ def open_engine(url: str) -> Engine:
         ) from None
 
 
+def one_snapshot(engine: Engine) -> Engine:
+    """The same pool, each connection reading one snapshot of the database until it is
+    returned (PostgreSQL REPEATABLE READ; a SQLite read transaction already is one). A page
+    then reads a checkpoint and the entries it proves from one state of the ledger, which
+    on a replica that is still replaying is what keeps them consistent."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSlice:
     """Entries [start, stop) of a ledger database, read by the worker process that checks

@@ -32,6 +32,7 @@ from ocop_trace.evidence import Evidence
 from ocop_trace.headers import SecurityHeaders
 from ocop_trace.ledger_setup import open_service
 from ocop_trace.limits import BodyLimit
+from ocop_trace.public_reads import public_reads
 from ocop_trace.scans import ScanCounter
 from ocop_trace.schema import require_current_schema
 from ocop_trace.settings import Settings, warn_if_development
@@ -61,10 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     warn_if_development(settings)
     app.state.service = service
     app.state.scans = ScanCounter(service.engine, settings.secret_key.get_secret_value())
+    # The witnesses' cosignatures are written through the primary; pages, proofs, tiles and
+    # /checkpoint read through `public` (the replica when TRACE_READ_DATABASE_URL is set).
     app.state.witnessing = Witnessing(service.store, load_policy(settings))
-    app.state.evidence = Evidence(service.store, app.state.witnessing)
+    app.state.public = public = public_reads(settings, app.state.witnessing)
+    app.state.evidence = Evidence(public.store, public.witnessing)
     app.state.pages = ScanPages(
-        app.state.witnessing, settings.page_cache_seconds, settings.page_cache_size
+        public.witnessing, settings.page_cache_seconds, settings.page_cache_size
     )
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     app.state.sign_in = SignIn(
@@ -78,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses;
     # /checkpoint lags the ledger as the pages do, at most page_cache_seconds.
     app.router.routes.extend(
-        tile_routes(service.store, app.state.witnessing.served, settings.page_cache_seconds)
+        tile_routes(public.store, public.witnessing.served, settings.page_cache_seconds)
     )
     # A bad or revoked token is refused on every route, public ones included, so a script
     # never mistakes an expired token for anonymous access (the pages check it themselves).

@@ -35,6 +35,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         # Scan counts are buffered in memory; written about once a second.
         ("writing scan counts", 1.0, lambda: state.scans.flush(wait=False)),
+        # Rows whose network left the copy window fold into one row per serial.
+        ("rolling up scan counts", 3600.0, state.scans.roll_up),
     ]
     tasks = [asyncio.create_task(_every(what, seconds, work)) for what, seconds, work in rounds]
     client = _witness_client(app)

@@ -9,7 +9,7 @@ fills a set in from its serials (checked against the root), or marks it as not h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, func, insert, select
@@ -80,15 +80,20 @@ def keep_serials(
             "root is none of their commitments)",
             field="serials",
         )
-    if rows:
+    # A submission may carry 500 sets of 10,000 serials: asked about in slices, since one
+    # query holds at most 65,535 parameters on PostgreSQL (32,766 on SQLite).
+    for start in range(0, len(rows), _SERIALS_PER_QUERY):
+        chunk = [str(r["serial"]) for r in rows[start : start + _SERIALS_PER_QUERY]]
         taken = conn.execute(
-            select(LABEL_SERIAL.c.serial).where(
-                LABEL_SERIAL.c.serial.in_([r["serial"] for r in rows])
-            )
+            select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial.in_(chunk))
         ).first()
         if taken is not None:
             raise Conflict(f"serial {taken.serial} was issued before", field="serials")
+    if rows:
         conn.execute(insert(LABEL_SERIAL), rows)
+
+
+_SERIALS_PER_QUERY = 10_000
 
 
 def keep_offline_sets(
@@ -106,7 +111,7 @@ def keep_offline_sets(
             select(ENTRY.c.statement_hash, ENTRY.c.idx).where(ENTRY.c.statement_hash.in_(hashes))
         )
     }
-    held = {s.id for s in states(conn) if s.held}
+    held = {s.id for s in states(conn, indices.values()) if s.held}
     needed, known_roots = [], set()
     for statement, digest in zip(statements, hashes, strict=True):
         index = indices[digest]
@@ -122,14 +127,15 @@ def _root(serials: Sequence[str]) -> str:
     return serial_set_commitment([parse_canonical(serial_text(s)) for s in serials]).hex()
 
 
-def states(conn: Connection) -> list[LabelSetState]:
-    """Every label set with how many serials are held for it."""
-    held = (
-        select(LABEL_SERIAL.c.label_set_id, func.count().label("n"))
-        .group_by(LABEL_SERIAL.c.label_set_id)
-        .subquery()
-    )
-    rows = conn.execute(
+def states(conn: Connection, ids: Collection[int] | None = None) -> list[LabelSetState]:
+    """Every label set (or those with these ids) with how many serials are held for it."""
+    counted = select(LABEL_SERIAL.c.label_set_id, func.count().label("n"))
+    if ids is not None:
+        # An append asks about its own few sets: counting every serial held (a national
+        # ledger holds a hundred million) would cost each submission a full scan.
+        counted = counted.where(LABEL_SERIAL.c.label_set_id.in_(list(ids)))
+    held = counted.group_by(LABEL_SERIAL.c.label_set_id).subquery()
+    query = (
         select(
             LABEL_SET.c.id,
             LABEL_SET.c.batch_id,
@@ -141,7 +147,10 @@ def states(conn: Connection) -> list[LabelSetState]:
         .outerjoin(held, held.c.label_set_id == LABEL_SET.c.id)
         .outerjoin(UNHELD, UNHELD.c.label_set_id == LABEL_SET.c.id)
         .order_by(LABEL_SET.c.id)
-    ).all()
+    )
+    if ids is not None:
+        query = query.where(LABEL_SET.c.id.in_(list(ids)))
+    rows = conn.execute(query).all()
     return [
         LabelSetState(r.id, r.batch_id, r.issued, r.commitment, int(r.held), bool(r.unheld))
         for r in rows

@@ -12,6 +12,11 @@ The page must not wait on the database's write lock, so scans are buffered in me
 written in one transaction about once a second, by the app's background task (or by a
 request that finds the buffer overdue); each process re-reads a serial's stored counts
 after `known_for` seconds.
+
+At a million scans a day nothing may become a hot row or grow without end: a network
+scanning a serial again the same day writes nothing (the upsert updates only on a new day),
+and once a network's last scan of a serial has left the window its row is folded into the
+serial's one rollup row (`roll_up`, hourly), so scan_network holds only the window's rows.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Column, Connection, Engine, Integer, case, func, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
@@ -48,7 +53,18 @@ class ScanNetwork(SQLModel, table=True):
     days: int = Field(sa_column=Column(Integer, nullable=False))
 
 
+class ScanRollup(SQLModel, table=True):
+    """One row per serial: the network-days and first day of the networks whose last scan
+    of it left the window (their scan_network rows are gone)."""
+
+    __tablename__ = "scan_rollup"
+    serial: str = Field(primary_key=True, max_length=16)
+    scans: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_day: str = Field(max_length=10)
+
+
 NETWORK = ScanNetwork.__table__  # type: ignore[attr-defined]
+ROLLUP = ScanRollup.__table__  # type: ignore[attr-defined]
 
 
 def client_hash(secret: str, serial: str, host: str | None) -> str:
@@ -141,7 +157,8 @@ class ScanCounter:
 
     def _write(self, batch: dict[tuple[str, str], str]) -> None:
         # One statement executed once with every row, whatever the batch's size: a new
-        # network inserts, a known one on a new day counts that day (never twice a day).
+        # network inserts, a known one on a new day counts that day (never twice a day),
+        # and one seen again the same day writes nothing, so a busy serial is no hot row.
         rows = [
             {"serial": s, "client": c, "first_day": d, "last_day": d, "days": 1}
             for (s, c), d in batch.items()
@@ -160,9 +177,38 @@ class ScanCounter:
                         if dialect is sqlite
                         else func.greatest(NETWORK.c.last_day, new.last_day),
                     },
+                    where=NETWORK.c.last_day != new.last_day,
                 ),
                 rows,
             )
+
+    def roll_up(self, today: str | None = None) -> int:
+        """Fold the rows of networks whose last scan left the window into their serials'
+        rollup rows, in one transaction; returns how many rows were folded."""
+        since = self._since(today or ocop.today_in_vietnam_cached().isoformat())
+        with writing(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                # One statement: a row a flush moves back into the window meanwhile is
+                # either deleted and counted here, or kept, never both.
+                return int(conn.execute(_ROLL_UP_POSTGRESQL, {"since": since}).scalar_one())
+            # SQLite: the write lock is held from BEGIN IMMEDIATE, so no flush interleaves.
+            old = NETWORK.c.last_day < since
+            moved = (
+                select(NETWORK.c.serial, func.sum(NETWORK.c.days), func.min(NETWORK.c.first_day))
+                .where(old)
+                .group_by(NETWORK.c.serial)
+            )
+            upsert = sqlite.insert(ROLLUP).from_select(["serial", "scans", "first_day"], moved)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[ROLLUP.c.serial],
+                    set_={
+                        "scans": ROLLUP.c.scans + upsert.excluded.scans,
+                        "first_day": func.min(ROLLUP.c.first_day, upsert.excluded.first_day),
+                    },
+                )
+            )
+            return int(conn.execute(NETWORK.delete().where(old)).rowcount)
 
     def stats(self, serial: str, conn: Connection | None = None) -> ScanStats:
         """Stored counts plus what this process saw since it read them."""
@@ -198,6 +244,10 @@ class ScanCounter:
                 func.min(NETWORK.c.first_day),
             ).where(NETWORK.c.serial == serial)
         ).one()
+        rolled = conn.execute(
+            select(ROLLUP.c.scans, ROLLUP.c.first_day).where(ROLLUP.c.serial == serial)
+        ).first()
+        first_days = [d for d in (totals[2], rolled.first_day if rolled else None) if d]
         recent = conn.execute(
             select(NETWORK.c.client, NETWORK.c.last_day)
             .where(NETWORK.c.serial == serial, NETWORK.c.last_day >= since)
@@ -205,9 +255,9 @@ class ScanCounter:
         ).all()
         known = _Serial(
             clients={r.client: r.last_day for r in recent},
-            scans=int(totals[0]),
+            scans=int(totals[0]) + (int(rolled.scans) if rolled else 0),
             networks=int(totals[1]),
-            first_day=totals[2] or "",
+            first_day=min(first_days, default=""),
             read_at=read_at,
         )
         with self._lock:
@@ -218,6 +268,23 @@ class ScanCounter:
             self._known[serial] = known
             if len(self._known) > _KNOWN_SERIALS:
                 self._known.pop(next(iter(self._known)))
+
+
+_ROLL_UP_POSTGRESQL = text(
+    """
+    WITH moved AS (
+        DELETE FROM scan_network WHERE last_day < :since
+        RETURNING serial, days, first_day
+    ), folded AS (
+        INSERT INTO scan_rollup (serial, scans, first_day)
+        SELECT serial, sum(days), min(first_day) FROM moved GROUP BY serial
+        ON CONFLICT (serial) DO UPDATE SET
+            scans = scan_rollup.scans + excluded.scans,
+            first_day = least(scan_rollup.first_day, excluded.first_day)
+    )
+    SELECT count(*) FROM moved
+    """
+)
 
 
 def _count(known: _Serial, client: str, day: str, since: str) -> None:

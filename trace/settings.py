@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default="sqlite:///trace.db",
         description="SQLAlchemy URL: sqlite:///FILE (default) or postgresql://USER@HOST/DB.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A read replica of database_url (postgresql://USER@HOST/DB): public "
+        "reads (scan pages, proofs, tiles, /checkpoint) go there, writes stay on the primary.",
+    )
     origin: str = Field(
         default="ocop-trace.local/ledger",
         description="The checkpoint origin line, and the ledger key's name in signed notes.",

@@ -72,7 +72,7 @@ def healthz(service: ServiceDep) -> JSONResponse:
 )
 def checkpoint(request: Request) -> PlainTextResponse:
     """The latest checkpoint with its witnesses' cosignatures (C2SP tlog-cosignature)."""
-    note = request.app.state.witnessing.served()
+    note = request.app.state.public.witnessing.served()
     if note is None:
         raise NotFound("no checkpoint has been published yet")
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
@@ -97,13 +97,15 @@ def publish_checkpoint(service: ServiceDep, principal: PrincipalDep) -> PlainTex
     summary="One entry, with its inclusion proof in the current tree",
     response_model=EntryProof,
 )
-def entry(index: int, request: Request, service: ServiceDep) -> Response:
+def entry(index: int, request: Request) -> Response:
     if not 0 <= index < 2**53:
         raise NotFound(f"no entry {index}")
-    data = service.store.entry(index)
-    if data is None:
-        raise NotFound(f"no entry {index}")
-    size, proof = service.store.inclusion_proof(index)
+    public = request.app.state.public  # the replica, if any: the entry and proof in one snapshot
+    with public.connection() as conn:
+        data = public.store.entry(index, conn)
+        if data is None:
+            raise NotFound(f"no entry {index}")
+        size, proof = public.store.inclusion_proof(index, conn=conn)
     payload = {
         "entry": json.loads(data),
         "entry_hash": parse_entry(data).hash.hex(),
@@ -119,13 +121,13 @@ def entry(index: int, request: Request, service: ServiceDep) -> Response:
     summary="Consistency proof between two tree sizes (base64 hashes)",
 )
 def consistency(
-    service: ServiceDep,
+    request: Request,
     first: Annotated[int, Query(ge=1, le=2**53)],
     second: Annotated[int, Query(ge=1, le=2**53)],
 ) -> dict[str, Any]:
     if first > second:
         raise InvalidInput("first must not be larger than second", field="first")
-    proof = service.store.consistency_proof(first, second)
+    proof = request.app.state.public.store.consistency_proof(first, second)
     return {
         "first": first,
         "second": second,

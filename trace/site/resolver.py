@@ -109,7 +109,7 @@ def link_header(address: Address, *, context: bool = False) -> str:
 def facts(request: Request, target: Target) -> dict[str, Any]:
     """What the scan page shows, as data, with its verdict (runs in a worker thread)."""
     state = request.app.state
-    with state.service.engine.connect() as conn:
+    with state.public.connection() as conn:  # one snapshot: see public_reads
         product, batch = rows_for(conn, target)
         scan = view(conn, state.evidence, product, batch, ocop.today_in_vietnam_cached())
         check = (
@@ -189,7 +189,7 @@ def answer(request: Request, target: Target, address: Address) -> Response:
 
 
 def _subject(request: Request, target: Target) -> links.Subject:
-    with request.app.state.service.engine.connect() as conn:
+    with request.app.state.public.connection() as conn:  # a public read: see public_reads
         product, batch = rows_for(conn, target)
     return links.Subject(
         product.id,

@@ -256,7 +256,7 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
     """The page from the database, kept for the next scans of this ledger state."""
     cache: ScanPages = request.app.state.pages
     lang = language(request)
-    with request.app.state.service.engine.connect() as conn:
+    with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
         try:
             product, batch = rows_for(conn, target)
         except NotFound as exc:
