@@ -75,9 +75,13 @@ async def import_sheet(request: Request) -> Response:
 def _rows(plan: Plan, lang: str) -> list[dict[str, Any]]:
     """Each error in the user's language."""
     return [
-        {"sheet": e.sheet, "row": e.row, "column": e.column, "reason": e.vi if lang == "vi" else e.en}
+        {"sheet": e.sheet, "row": e.row, "column": e.column, "reason": _words(e, lang)}
         for e in plan.errors
     ]
+
+
+def _words(error: Any, lang: str) -> str:
+    return str(error.vi if lang == "vi" else error.en)
 
 
 def _import(request: Request, who: Staff, form: Form, filename: str, data: bytes) -> Response:
@@ -103,8 +107,6 @@ def _import(request: Request, who: Staff, form: Form, filename: str, data: bytes
     try:
         return go(once(request, who, form, run))
     except ServiceError as exc:
-        rows = [
-            {**e, "reason": e.get(lang, "")} for e in (exc.details or {}).get("errors", [])
-        ]
+        rows = [{**e, "reason": e.get(lang, "")} for e in (exc.details or {}).get("errors", [])]
         errors = {} if rows else service_errors(lang, exc, {})
         return _page(request, who, errors, new_key(), plan, rows, apply, 422)
