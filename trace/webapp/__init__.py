@@ -2,7 +2,8 @@
 
 Server-rendered pages (templates/app/) over the same use cases as the API (service.py);
 one module per concern: session (sign-in, CSRF, idempotent forms), forms (input and its
-messages), account, producer, council, inspector, charts. `install` wires it in.
+messages), account, producer, council, imports (the spreadsheet upload), inspector,
+charts. `install` wires it in.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from ocop_trace.webapp import account, council, home, inspector, producer
+from ocop_trace.webapp import account, council, home, imports, inspector, producer
 from ocop_trace.webapp.session import PasswordFirst, SignInFirst, end_session, go
 from ocop_trace.webapp.verification import Verifications
 
 
 def install(app: FastAPI) -> None:
     app.state.verifications = Verifications(app.state.service.store)
-    for module in (home, account, producer, council, inspector):
+    for module in (home, account, producer, council, imports, inspector):
         app.include_router(module.router)
 
     async def sign_in_first(request: Request, exc: Exception) -> Response:
