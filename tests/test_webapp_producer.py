@@ -69,7 +69,7 @@ def test_register_a_batch_with_a_generated_id_and_dates_as_typed(api: Api) -> No
         (
             {"lot": "L 1"},
             "lot",
-            "Chỉ dùng chữ không dấu, chữ số và dấu gạch, không có khoảng trắng.",
+            "Chỉ dùng chữ không dấu, chữ số và các dấu GS1 cho phép",
         ),
         ({"lot": "L" * 21}, "lot", "Không được quá 20 ký tự."),
         ({"produced_on": "31/02/2026"}, "produced_on", "Ngày chưa đúng"),

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ocop_trace import i18n, ocop
 from ocop_trace.errors import Conflict, Forbidden, NotFound, ServiceError
+from ocop_trace.gs1_lint import AIValueError
 from ocop_trace.i18n import N_
 
 FORM = "_form"  # errors about the whole form, shown above it
@@ -113,6 +114,8 @@ def validation_errors(
         if isinstance(cause, ServiceError) and cause.field:  # a rule naming its field
             name = cause.field
         key = _PYDANTIC.get(problem["type"], N_("app.error.invalid"))
+        if isinstance(cause, AIValueError):  # a lot or serial GS1 could not print
+            key = N_("app.error.gs1_chars")
         words = i18n.t(
             lang, key, min=ctx.get("min_length", ""), max=ctx.get("max_length", ""), rule=""
         )
