@@ -65,9 +65,10 @@ bench: $(DEV_STAMP)
 	$(BIN)/python tests/bench/tiles_http.py; f=$$?; \
 	$(BIN)/python tests/bench/webapp_bench.py; g=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; h=$$?; \
+	PYTHONPATH=tests $(BIN)/python tests/bench/witness_bench.py; j=$$?; \
 	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; i=$$?; \
 	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; i=0; fi; \
-	exit $$((a | b | c | d | e | f | g | h | i))
+	exit $$((a | b | c | d | e | f | g | h | i | j))
 
 # Build the wheel and run the installed command from a fresh environment outside the
 # repository, so a missing package file or an import-name mistake fails here.

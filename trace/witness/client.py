@@ -210,6 +210,9 @@ class WitnessClient:
         failures = 0
         wake = self._wake[witness.name]
         while True:
+            # Cleared before the round, not after: a checkpoint published while this round
+            # was under way wakes the next one at once instead of waiting out the interval.
+            wake.clear()
             try:
                 failures = 0 if await self._round(http, witness) else failures + 1
             except WitnessUnavailable as exc:
@@ -219,7 +222,8 @@ class WitnessClient:
                 failures += 1
                 log.exception("witnessing with %s failed", witness.name)
             delay = min(self.max_backoff, self.interval * 2 ** min(failures, 16))
-            wake.clear()
+            if failures:
+                wake.clear()  # a failing witness backs off from what was published meanwhile
             try:
                 async with asyncio.timeout(delay if failures else self.interval):
                     await wake.wait()
