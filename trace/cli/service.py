@@ -229,6 +229,12 @@ def demo(
     )
     out.print("\nCheck it yourself:")
     out.print(f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root}")
+    if result.witness_policy is not None:
+        # The two demo councils cosigned the latest checkpoint; this refuses a rewritten one.
+        out.print(
+            f"  .venv/bin/ocop-trace verify --bundle {result.bundle} --root-key {root} "
+            f"--witness-policy {result.witness_policy}"
+        )
     out.print(
         f"  TRACE_KEY_DIR={settings.key_dir} .venv/bin/ocop-trace verify "
         f"--db {settings.database_url}"
