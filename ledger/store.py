@@ -70,7 +70,13 @@ def open_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             _create_private(parsed.database)
             engine = create_engine(
-                parsed, connect_args={"timeout": 60}, pool_size=8, max_overflow=-1
+                # Kept open for every thread an app worker runs: a connection opened past
+                # the pool was closed on return, and reopening one costs PRAGMAs on the
+                # hot path while holding the GIL.
+                parsed,
+                connect_args={"timeout": 60},
+                pool_size=32,
+                max_overflow=-1,
             )
             _configure_sqlite(engine)
             return engine

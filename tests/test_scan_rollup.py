@@ -108,3 +108,35 @@ def test_a_flush_writes_tens_of_thousands_of_scans_in_one_batch(api: Api) -> Non
     took = time.monotonic() - started
     assert _count(api, "scan_network") == 20_000
     assert took < 20, f"one flush of 20,000 scans took {took:.1f} s"
+
+
+def test_a_network_scanning_again_the_same_day_is_not_even_sent(api: Api) -> None:
+    # A reload or a shelf scanned over and over writes nothing, so a flush does not send it:
+    # the benchmark's flushes once sent every serial every second, holding the GIL.
+    from sqlalchemy import event
+
+    issue_labels(api, 1)
+    (serial,) = issued_serials(api)
+    counter = ScanCounter(api.service.engine, api.settings.secret_key.get_secret_value())
+    written: list[int] = []
+
+    def count(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        if "scan_network" in statement and statement.lstrip().upper().startswith("INSERT"):
+            written.append(len(params) if isinstance(params, list) else 1)
+
+    event.listen(api.service.engine, "before_cursor_execute", count)
+    try:
+        counter.record(serial, "203.0.113.7")
+        counter.flush()
+        for _ in range(5):
+            counter.record(serial, "203.0.113.9")  # the same /24 network, same day
+            counter.flush()
+        counter.record(serial, "198.51.100.1")  # a new network is sent
+        counter.flush()
+    finally:
+        event.remove(api.service.engine, "before_cursor_execute", count)
+    assert written == [1, 1]
+    stats = ScanCounter(api.service.engine, api.settings.secret_key.get_secret_value()).stats(
+        serial
+    )
+    assert (stats.networks, stats.scans) == (2, 2)

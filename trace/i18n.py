@@ -60,6 +60,9 @@ def pick_language(query: str | None, accept_language: str | None) -> str:
     return DEFAULT
 
 
+# Cached: Babel parses the pattern and the locale on every call, and a cached scan page's
+# fill formats its numbers on every scan.
+@lru_cache(maxsize=8192, typed=True)
 def number(value: int | float, lang: str, decimals: int = 0) -> str:
     """1.200.000 and 91,14 in Vietnamese; 1,200,000 and 91.14 in English."""
     pattern = "#,##0" + ("." + "0" * decimals if decimals else "")

@@ -11,7 +11,8 @@ serials cannot be linked), and no address is ever stored. The page warns when
 The page must not wait on the database's write lock, so scans are buffered in memory and
 written in one transaction about once a second, by the app's background task (or by a
 request that finds the buffer overdue); each process re-reads a serial's stored counts
-after `known_for` seconds.
+after `known_for` seconds (each serial somewhat sooner, at random, so that the serials one
+burst of scans read together are not all read again in the same second).
 
 At a million scans a day nothing may become a hot row or grow without end: a network
 scanning a serial again the same day writes nothing (the upsert updates only on a new day),
@@ -24,8 +25,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import random
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -39,6 +42,7 @@ from ocop_trace import ocop
 
 _CLIENTS_KEPT = 64  # per serial in memory: past the warning threshold the count alone decides
 _KNOWN_SERIALS = 100_000
+_WRITTEN_KEPT = 100_000  # (serial, network) pairs remembered as written today
 
 
 class ScanNetwork(SQLModel, table=True):
@@ -78,6 +82,11 @@ def _key(secret: str) -> bytes:
     return hashlib.sha256(f"ocop-trace/scan-network/v2\n{secret}".encode()).digest()
 
 
+@lru_cache(maxsize=64)  # called on every scan, with one value a day
+def _window_start(today: str, days: int) -> str:
+    return (date.fromisoformat(today) - timedelta(days=days - 1)).isoformat()
+
+
 @lru_cache(maxsize=4096)
 def network_of(host: str | None) -> bytes:
     """The coarse network of an address: IPv4 /24, IPv6 /48."""
@@ -105,7 +114,7 @@ class _Serial:
     scans: int = 0
     networks: int = 0  # in the window, as read (clients beyond those kept count here)
     first_day: str = ""
-    read_at: float = 0.0
+    stale_at: float = 0.0  # when to read the stored counts again
 
 
 class ScanCounter:
@@ -124,6 +133,10 @@ class ScanCounter:
         self._known_for = known_for
         self._pending: dict[tuple[str, str], str] = {}  # (serial, client) -> day
         self._known: dict[str, _Serial] = {}
+        # (serial, client) -> the last day written: a network scanning a serial again that
+        # day writes nothing, so is not even sent (a reload, a language switch, a shelf
+        # scanned over and over would otherwise be sent on every flush).
+        self._written: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._last_flush = time.monotonic()
@@ -133,7 +146,8 @@ class ScanCounter:
         client = client_hash(self._secret, serial, host)
         today = ocop.today_in_vietnam_cached().isoformat()
         with self._lock:
-            self._pending[(serial, client)] = today
+            if self._written.get((serial, client)) != today:
+                self._pending[(serial, client)] = today
             known = self._known.get(serial)
             if known is not None:
                 _count(known, client, today, self._since(today))
@@ -152,6 +166,10 @@ class ScanCounter:
                 self._last_flush = time.monotonic()
             if batch:
                 self._write(batch)
+                with self._lock:
+                    self._written.update(batch)
+                    while len(self._written) > _WRITTEN_KEPT:
+                        self._written.popitem(last=False)
         finally:
             self._flushing.release()
 
@@ -226,12 +244,12 @@ class ScanCounter:
         """The counts from memory, or None when the stored ones must be read first."""
         with self._lock:
             known = self._known.get(serial)
-            if known is None or time.monotonic() - known.read_at > self._known_for:
+            if known is None or time.monotonic() > known.stale_at:
                 return None
             return ScanStats(known.scans, known.networks, known.first_day)
 
     def _since(self, today: str) -> str:
-        return (date.fromisoformat(today) - timedelta(days=self._window - 1)).isoformat()
+        return _window_start(today, self._window)
 
     def _read(self, serial: str, conn: Connection) -> None:
         read_at = time.monotonic()
@@ -258,7 +276,7 @@ class ScanCounter:
             scans=int(totals[0]) + (int(rolled.scans) if rolled else 0),
             networks=int(totals[1]),
             first_day=min(first_days, default=""),
-            read_at=read_at,
+            stale_at=read_at + self._known_for * random.uniform(0.5, 1.0),  # noqa: S311 (spread)
         )
         with self._lock:
             # This process's scans not yet written count too.

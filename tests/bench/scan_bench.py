@@ -1,10 +1,16 @@
 """`make bench`, scan page: requests per second against a bare FastAPI endpoint, same run.
 
-Three servers run side by side, each `uvicorn --workers 2` with the same options: a bare
-FastAPI JSON endpoint (the baseline), the app on a 10,000-entry ledger and the app on a
+Servers run side by side, each `uvicorn --workers N` with the same options: a bare FastAPI
+JSON endpoint (the baseline), the app on a 10,000-entry ledger and the app on a
 1,000,000-entry ledger. wrk (a C load generator, 32 connections) scans the ledgers' label
 URLs in turn, as a phone does (Accept: text/html). Rounds alternate between the servers and
 each figure is the median of its rounds, because these machines are shared and noisy.
+
+One worker per server by default, on a two-core machine: one core serves, the other runs
+wrk. With two workers, asyncio's accept loop lets whichever worker wakes first take most of
+wrk's 32 keep-alive connections, at random, so a round measured one worker or two by chance
+(a page server's one-second rates went 6,000/s, 13,000/s, 7,000/s… on an idle host) and
+the workers fought wrk for the cores. `--workers 2` still runs it that way.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def record(name: str, measured: str, target: str, ok: bool | None) -> None:
 
 
 class Server:
-    def __init__(self, name: str, app: str, port: int, env: dict[str, str]) -> None:
+    def __init__(self, name: str, app: str, port: int, env: dict[str, str], workers: int) -> None:
         self.name, self.port = name, port
         command = [
             sys.executable,
@@ -51,7 +57,7 @@ class Server:
             "--port",
             str(port),
             "--workers",
-            "2",
+            str(workers),
             "--no-access-log",
             "--log-level",
             "warning",
@@ -113,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per server")
     parser.add_argument("--cache", type=Path, default=REPO / ".bench")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -123,18 +130,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         servers = {
-            "bare": Server("bare FastAPI", "bare_app:create_app", 8811, {}),
+            "bare": Server("bare FastAPI", "bare_app:create_app", 8811, {}, args.workers),
             "small": Server(
                 "app, small ledger",
                 "ocop_trace.app:app_from_environment",
                 8812,
                 environment_of(small),
+                args.workers,
             ),
             "large": Server(
                 "app, large ledger",
                 "ocop_trace.app:app_from_environment",
                 8813,
                 environment_of(large),
+                args.workers,
             ),
             # The same pages with no page cache: every scan reads and renders (information).
             "small_uncached": Server(
@@ -142,12 +151,14 @@ def main() -> None:
                 "ocop_trace.app:app_from_environment",
                 8814,
                 {**environment_of(small), "TRACE_PAGE_CACHE_SIZE": "0"},
+                args.workers,
             ),
             "large_uncached": Server(
                 "app, large ledger, no page cache",
                 "ocop_trace.app:app_from_environment",
                 8815,
                 {**environment_of(large), "TRACE_PAGE_CACHE_SIZE": "0"},
+                args.workers,
             ),
         }
         try:
@@ -218,7 +229,7 @@ def report(args: argparse.Namespace, results: dict[str, list[tuple[float, float,
     ratios = [s / b for s, b in zip(small, around, strict=True)]
     ratio = statistics.median(ratios)
     record(
-        f"scan page rps against a bare FastAPI JSON endpoint (2 workers each, "
+        f"scan page rps against a bare FastAPI JSON endpoint ({args.workers} worker(s) each, "
         f"{args.connections} connections, median of {args.rounds} rounds, each against the "
         "bare runs just before and after)",
         f"{statistics.median(small):,.0f}/s against {statistics.median(bare):,.0f}/s = "

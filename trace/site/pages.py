@@ -110,7 +110,7 @@ def finish(
         values["serial"] = escape(serial).encode()
         # Written out rather than through set_cookie: the token is URL-safe text of our
         # own, and this runs on every scan.
-        secure = "; Secure" if request.url.scheme == "https" else ""
+        secure = "; Secure" if request.scope.get("scheme") == "https" else ""
         headers = {
             "Set-Cookie": f"{csrf.COOKIE}={token}; HttpOnly; Max-Age=3600; Path=/; "
             f"SameSite=strict{secure}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -41,6 +42,7 @@ from ocop_trace.scan_facts import (
     SerialCheck,
     Target,
     base_findings,
+    batch_of_serial,
     per_scan,
     rows_for,
     serial_check,
@@ -50,7 +52,7 @@ from ocop_trace.serials import SerialError, parse_canonical, parse_human
 from ocop_trace.site import resolver, scanning
 from ocop_trace.site.cache import Generation, Page, ScanPages
 from ocop_trace.site.pages import error_page, finish, language, render, verdict_box, wants_html
-from ocop_trace.verdict import Verdict, decide
+from ocop_trace.verdict import Findings, Verdict, decide
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The pages a scan opens, added to the app itself by `add_pages` and without dependencies:
@@ -238,6 +240,12 @@ async def _page(request: Request, target: Target) -> Response:
             if target.serial is None or check is not None:
                 copied = await scanning.copied(request, target.serial)
                 return _fill(request, page, target, check, copied, None)
+        if target.serial is not None and (page is not None or key is None):
+            # A serial this process has not checked yet: its batch's page is usually cached
+            # already, so only the serial's part is read (a full build costs ten times more).
+            filled = await run_in_threadpool(_serial_only, request, target, generation)
+            if filled is not None:
+                return filled
     return await run_in_threadpool(_build, request, target, generation)
 
 
@@ -250,6 +258,27 @@ def _key(cache: ScanPages, generation: Generation, target: Target, lang: str) ->
 
 def _today() -> date:
     return ocop.today_in_vietnam_cached()
+
+
+def _serial_only(request: Request, target: Target, generation: Generation) -> Response | None:
+    """A cached page filled for a serial not seen before: its batch and check read alone;
+    None when the page is not cached for it (then the page is built)."""
+    cache: ScanPages = request.app.state.pages
+    serial = target.serial
+    assert serial is not None
+    with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
+        batch_id = cache.batch_of(serial) or batch_of_serial(conn, serial)
+        if batch_id is None:
+            return None  # unknown: the build answers with its 404 page
+        cache.remember(serial, batch_id)
+        key = _key(cache, generation, target, language(request))
+        page = cache.page(key) if key is not None else None
+        if page is None:
+            return None
+        check = serial_check(conn, request.app.state.evidence, serial, batch_id)
+    cache.keep_serial_check(generation, serial, check)
+    copied = scanning.copied_now(request, serial)  # a known serial: counted
+    return _fill(request, page, target, check, copied, None)
 
 
 def _build(request: Request, target: Target, generation: Generation) -> Response:
@@ -371,15 +400,30 @@ def _fill(
     copied: dict[str, Any] | None,
     signature: str | None,
 ) -> Response:
+    counted = (copied["networks"], copied["days"], bool(copied["copied"])) if copied else None
     lang = language(request)
-    verdict = decide(per_scan(page.base, check, bool(copied and copied["copied"]), signature))
-    params: dict[str, str] = {"producer": page.producer}
-    if copied is not None:
-        params.update(networks=i18n.number(copied["networks"], lang), days=str(copied["days"]))
-    reason = page.reason if verdict in _REASONED else ""
-    box = verdict_box(lang, verdict, tuple(sorted(params.items())), reason)
-    fill = {"verdict": box, "serial_proof": _serial_line(lang, check)}
+    fill = _holes(lang, page.base, page.producer, page.reason, check, counted, signature)
     return finish(request, page.rendered, target.serial, fill)
+
+
+@lru_cache(maxsize=16_384)  # a serial's scans differ only when its network count moves
+def _holes(
+    lang: str,
+    base: Findings,
+    producer: str,
+    reason: str,
+    check: SerialCheck | None,
+    counted: tuple[int, int, bool] | None,
+    signature: str | None,
+) -> dict[str, bytes]:
+    """The verdict box and the serial's proof line of one scan (never mutated: shared)."""
+    verdict = decide(per_scan(base, check, bool(counted and counted[2]), signature))
+    params: dict[str, str] = {"producer": producer}
+    if counted is not None:
+        params.update(networks=i18n.number(counted[0], lang), days=str(counted[1]))
+    shown = reason if verdict in _REASONED else ""
+    box = verdict_box(lang, verdict, tuple(sorted(params.items())), shown)
+    return {"verdict": box, "serial_proof": _serial_line(lang, check)}
 
 
 _REASONED = (Verdict.RECALLED, Verdict.RECALLED_UPSTREAM, Verdict.RATING_REVOKED)
