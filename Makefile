@@ -63,7 +63,8 @@ bench: $(DEV_STAMP)
 	PYTHONPATH=tests $(BIN)/python tests/bench/login_flood.py; d=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/api_throughput.py; e=$$?; \
 	$(BIN)/python tests/bench/tiles_http.py; f=$$?; \
-	$(BIN)/python tests/bench/webapp_bench.py; g=$$?; \
+	$(BIN)/python tests/bench/webapp_bench.py && \
+	$(BIN)/python tests/bench/webapp_bench.py --entries 1000000; g=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; h=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/witness_bench.py; j=$$?; \
 	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; i=$$?; \

@@ -10,7 +10,7 @@ from ledger.cosignature import CosignerKey
 from ledger.note import split_note
 from ledger.policy import Policy, QuorumResult, check_quorum
 from ledger.statement import utc_now
-from ledger.store import CHECKPOINT, COSIGNATURE, LedgerStore
+from ledger.store import CHECKPOINT, COSIGNATURE, LedgerStore, unsynced_writing
 
 MAX_SIGNATURE_LINES = 100  # what ledger.note accepts in one note
 # How many of the newest cosigned checkpoints to try when looking for one with a quorum.
@@ -29,8 +29,9 @@ class CosignatureStore:
 
     def save(self, size: int, key: CosignerKey, line: str, timestamp: int) -> None:
         """Keep a cosignature the caller has verified against the checkpoint of `size`;
-        a second one by the same witness for the same size is ignored."""
-        with self.engine.begin() as conn:
+        a second one by the same witness for the same size is ignored. Not waited onto
+        the disk: one lost in a power cut is asked for again (see unsynced_writing)."""
+        with unsynced_writing(self.engine) as conn:
             module = postgresql if conn.dialect.name == "postgresql" else sqlite
             conn.execute(
                 module.insert(COSIGNATURE)

@@ -187,6 +187,30 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
+def unsynced_writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that a power cut may lose whole but never leave half-applied,
+    for what can be fetched again (a witness's cosignature): its commit does not wait for
+    the disk, so it holds SQLite's write lock for a fraction of a durable commit, and the
+    appends queued behind it do not wait for a second fsync. SQLite: synchronous=NORMAL for
+    this commit (in WAL mode the next durable commit syncs its frames too); PostgreSQL:
+    synchronous_commit off for this transaction."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield conn
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")  # the pool's connections stay durable
+
+
+@contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction that takes the write lock up front (SQLite: BEGIN IMMEDIATE, with
     the busy timeout to wait for it), so it never fails half-way because another writer

@@ -143,3 +143,27 @@ def test_a_reopenable_sqlite_url_names_the_same_file_from_any_folder(
     url = reopenable_url(create_engine("sqlite:///d/trace.db"))
     assert url == f"sqlite:///{tmp_path.resolve() / 'd' / 'trace.db'}"
     assert reopenable_url(create_engine("sqlite://")) is None
+
+
+def test_an_unsynced_write_commits_and_leaves_the_pool_durable(kit: LedgerKit) -> None:
+    # Cosignatures are written without waiting for the disk; every other write on the same
+    # pooled connection afterwards must still wait for it (SQLite synchronous=FULL = 2,
+    # PostgreSQL synchronous_commit on), or an acknowledged append could be lost.
+    from sqlalchemy import text
+
+    from ledger.store import unsynced_writing
+
+    engine = kit.store.engine
+    sqlite_db = engine.dialect.name == "sqlite"
+    setting = "PRAGMA synchronous" if sqlite_db else "SHOW synchronous_commit"
+    with unsynced_writing(engine) as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS unsynced_probe (x integer)"))
+        conn.execute(text("INSERT INTO unsynced_probe VALUES (1)"))
+        assert str(conn.exec_driver_sql(setting).scalar()) == ("1" if sqlite_db else "off")
+    with pytest.raises(RuntimeError), unsynced_writing(engine) as conn:
+        conn.execute(text("INSERT INTO unsynced_probe VALUES (2)"))
+        raise RuntimeError("half-way")
+    for _ in range(10):  # every pooled connection, whichever the pool hands out
+        with engine.connect() as conn:
+            assert str(conn.exec_driver_sql(setting).scalar()) == ("2" if sqlite_db else "on")
+            assert conn.execute(text("SELECT x FROM unsynced_probe")).scalars().all() == [1]
