@@ -35,9 +35,18 @@ def wants_html(request: Request) -> bool:
 
 
 def language(request: Request) -> str:
-    return i18n.pick_language(
-        request.query_params.get("lang"), request.headers.get("accept-language")
-    )
+    """The reader's language, worked out once per request (a scan asks for it twice)."""
+    scope = request.scope
+    found: str | None = scope.get(_LANGUAGE)
+    if found is None:
+        asked = request.query_params.get("lang") if scope.get("query_string") else None
+        found = scope[_LANGUAGE] = i18n.pick_language(
+            asked, request.headers.get("accept-language")
+        )
+    return found
+
+
+_LANGUAGE = "ocop_trace.language"  # the scope key `language` keeps its answer under
 
 
 def common(request: Request, lang: str) -> dict[str, Any]:

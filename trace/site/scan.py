@@ -214,7 +214,9 @@ async def _refuse_bad_token(request: Request) -> None:
 
 
 def _page_wanted(request: Request) -> bool:
-    return wants_html(request) and "linkType" not in request.query_params
+    if not wants_html(request):
+        return False
+    return not request.scope.get("query_string") or "linkType" not in request.query_params
 
 
 async def _answer(request: Request, target: Target, address: resolver.Address) -> Response:
