@@ -160,9 +160,14 @@ def test_an_unsynced_write_commits_and_leaves_the_pool_durable(kit: LedgerKit) -
         conn.execute(text("CREATE TABLE IF NOT EXISTS unsynced_probe (x integer)"))
         conn.execute(text("INSERT INTO unsynced_probe VALUES (1)"))
         assert str(conn.exec_driver_sql(setting).scalar()) == ("1" if sqlite_db else "off")
-    with pytest.raises(RuntimeError), unsynced_writing(engine) as conn:
-        conn.execute(text("INSERT INTO unsynced_probe VALUES (2)"))
-        raise RuntimeError("half-way")
+
+    def fail_half_way() -> None:
+        with unsynced_writing(engine) as conn:
+            conn.execute(text("INSERT INTO unsynced_probe VALUES (2)"))
+            raise RuntimeError("half-way")
+
+    with pytest.raises(RuntimeError):
+        fail_half_way()
     for _ in range(10):  # every pooled connection, whichever the pool hands out
         with engine.connect() as conn:
             assert str(conn.exec_driver_sql(setting).scalar()) == ("2" if sqlite_db else "on")

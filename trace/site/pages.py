@@ -40,9 +40,7 @@ def language(request: Request) -> str:
     found: str | None = scope.get(_LANGUAGE)
     if found is None:
         asked = request.query_params.get("lang") if scope.get("query_string") else None
-        found = scope[_LANGUAGE] = i18n.pick_language(
-            asked, request.headers.get("accept-language")
-        )
+        found = scope[_LANGUAGE] = i18n.pick_language(asked, request.headers.get("accept-language"))
     return found
 
 
