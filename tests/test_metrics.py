@@ -91,6 +91,8 @@ def test_requests_are_counted_by_route_template_and_no_serial_is_shown(api: Api)
         assert status == 200, page
     assert scan(metered, link(serials[0]))[0] == 200
     assert metered.client.get("/no/such/page/anywhere").status_code == 404
+    assert metered.client.get("/docs/assets/swagger-ui.css").status_code == 200
+    assert metered.client.get("/checkpoint").status_code == 200
     text, after = _scrape(metered)
     scanned = _requests(after, "GET", "/l/{code}", "2xx") - _requests(
         before, "GET", "/l/{code}", "2xx"
@@ -98,6 +100,8 @@ def test_requests_are_counted_by_route_template_and_no_serial_is_shown(api: Api)
     assert scanned == len(serials)
     assert _requests(after, "POST", "/api/v1/batches", "2xx") == 1
     assert _requests(after, "GET", "other", "4xx") >= 1  # the unmatched path
+    assert _requests(after, "GET", "/docs/assets/{path}", "2xx") == 1  # a mount
+    assert _requests(after, "GET", "/checkpoint", "2xx") == 1  # a plain route behind others
     for serial in serials:
         assert serial not in text
         assert serial.upper() not in text

@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocop_trace.errors import NotAuthenticated, NotFound
@@ -88,23 +88,23 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template ("/l/{code}"), or "other" when none matched."""
     route = scope.get("route")
     if route is None and "endpoint" in scope:
-        route = _plain_route(scope)
+        return _plain_route(scope)
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else UNMATCHED
 
 
-def _plain_route(scope: Scope) -> Route | None:
-    """The plain Starlette route that answered (FastAPI's router names only its own
-    routes in the scope): the scan pages' routes, first in the list, so a few regexes."""
-    router = scope.get("router")
-    for route in getattr(router, "routes", ()):
-        if (
-            type(route) is Route
-            and route.endpoint is scope["endpoint"]
-            and route.matches(scope)[0] is Match.FULL
-        ):
-            return route
-    return None
+def _plain_route(scope: Scope) -> str:
+    """The template of the plain Starlette route or mount that answered (FastAPI's router
+    names only its own routes in the scope). The scan pages' routes come first in the
+    list, and most routes are skipped on an identity check, so this costs microseconds."""
+    endpoint = scope["endpoint"]
+    for route in getattr(scope.get("router"), "routes", ()):
+        if type(route) is Route and route.endpoint is endpoint:
+            if route.matches(scope)[0] is Match.FULL:
+                return route.path
+        elif type(route) is Mount and route.app is endpoint:
+            return route.path + "/{path}"
+    return UNMATCHED
 
 
 class CountRequests:
