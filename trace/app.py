@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from ocop_trace import __version__, docs_offline, reports, webapp
+from ocop_trace import __version__, docs_offline, metrics, reports, webapp
 from ocop_trace.api import (
     auth,
     batches,
@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, html_errors)
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost: all answers
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # every answer
+    # Outermost: counts every answer, a 413 too; /metrics for the operator's Prometheus.
+    metrics.install(app, settings.metrics_secret, app.state.witnessing)
     # The scan pages first: they are most of the traffic, and routes are matched in order.
     scan.add_pages(app)
     # The log as C2SP tiles (/checkpoint, /tile/…), for monitors, mirrors and witnesses;

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Refused outside development (see the validator below); never a real secret.
@@ -95,6 +95,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Storage fake reports (photos included) may take per day, in bytes",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus sends to read /metrics (at least 32 characters); "
+        "unset, /metrics answers 404",
+    )
+
+    @property
+    def metrics_secret(self) -> str | None:
+        """The metrics token, or None when /metrics is not served (unset or empty)."""
+        if self.metrics_token is None:
+            return None
+        return self.metrics_token.get_secret_value() or None
 
     @property
     def is_development(self) -> bool:
@@ -106,6 +118,12 @@ class Settings(BaseSettings):
         """The secret is the public placeholder: anyone with the database can open its keys."""
         return self.secret_key.get_secret_value() == PLACEHOLDER_SECRET
 
+    @field_validator("witness_policy", "root_key", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        # An empty variable (docker compose's `${TRACE_ROOT_KEY:-}`) means not set.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _real_values_outside_development(self) -> Settings:
         secret = self.secret_key.get_secret_value()
@@ -114,6 +132,9 @@ class Settings(BaseSettings):
                 "TRACE_SECRET_KEY must be set to a random value of at least 32 characters "
                 f"when TRACE_ENVIRONMENT is {self.environment}"
             )
+        token = self.metrics_secret
+        if token is not None and len(token) < 32:
+            raise ValueError("TRACE_METRICS_TOKEN must be at least 32 characters (or unset)")
         if not self.public_url:
             if self.environment != "development":
                 # Labels are printed with it: a sheet must never carry a localhost link.

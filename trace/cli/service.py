@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,17 +45,36 @@ def serve(
     if warning:
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     out.print(f"serving on http://{host}:{port}/  (API docs at /docs)")
-    uvicorn.run(
-        "ocop_trace.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        # uvicorn restarts a worker that misses a 5 s health check, resetting every
-        # connection it holds; a busy two-core machine can be that slow to answer.
-        timeout_worker_healthcheck=30,
-    )
+    with _metrics_folder(workers):
+        uvicorn.run(
+            "ocop_trace.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            # uvicorn restarts a worker that misses a 5 s health check, resetting every
+            # connection it holds; a busy two-core machine can be that slow to answer.
+            timeout_worker_healthcheck=30,
+        )
+
+
+@contextmanager
+def _metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, one fresh folder where each keeps its request counters, so
+    /metrics, whichever worker answers it, sums them all (prometheus_client's multiprocess
+    mode). Fresh each run: figures left by an earlier run would be added in."""
+    from ocop_trace.metrics import MULTIPROC_ENV
+
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ocop-trace-metrics-") as folder:
+        os.environ[MULTIPROC_ENV] = folder  # the workers, started after this, inherit it
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
 
 
 def labels_command(
