@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.engine, settings.secret_key.get_secret_value(), settings.login_concurrency
     )
     install_error_handlers(app, html_errors)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, html=html_errors)  # a browser's 413 is a page
     app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost: all answers
     # The scan pages first: they are most of the traffic, and routes are matched in order.
     scan.add_pages(app)
