@@ -242,6 +242,7 @@ def test_a_bad_photo_on_the_edit_form_is_refused_beside_it(site: Api) -> None:
     answer = _send(council, f"/app/products/{PRODUCT_ID}", "product-edit", edit, fake)
     assert answer.status_code == 422
     assert field_error(answer.text, "photo") == "Tệp này không phải ảnh JPEG, PNG hay WebP."
+    assert 'value="Renamed"' in answer.text  # what was typed is kept
     assert site.service.store.size() == size
     assert _product(site).name_en == PRODUCT_FORM["name_en"]
 

@@ -472,7 +472,9 @@ def _producer_page(
     errors: dict[str, str],
     values: dict[str, str] | None = None,
     status: int = 200,
+    typed: dict[str, dict[str, str]] | None = None,
 ) -> Response:
+    """`typed`: what was typed in a product's edit form (by product id), shown again."""
     with request.app.state.service.engine.connect() as conn:
         producer = conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
         if producer is None:
@@ -497,6 +499,7 @@ def _producer_page(
         products=products,
         history=changes,
         product_history=product_changes,
+        typed=typed or {},
         photo_mb=photos.MAX_BYTES // 2**20,
         photo_side=photos.MAX_SIDE,
         values=shown,
@@ -660,7 +663,7 @@ def _edit_product(
             except ServiceError as exc:
                 errors.update(service_errors(lang, exc, {n: n for n in values} | _IMAGE_FIELDS))
     errors = {f"e_{product_id}_{k}": v for k, v in errors.items()}
-    return _producer_page(request, who, row.producer_id, errors, None, 422)
+    return _producer_page(request, who, row.producer_id, errors, None, 422, {product_id: values})
 
 
 # -- users --------------------------------------------------------------------------------
