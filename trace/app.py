@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.engine, settings.secret_key.get_secret_value(), settings.login_concurrency
     )
     install_error_handlers(app, html_errors)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, html=html_errors)  # a browser's 413 is a page
     app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # every answer
     # Outermost: counts every answer, a 413 too; /metrics for the operator's Prometheus.
     metrics.install(app, settings.metrics_secret, app.state.witnessing)

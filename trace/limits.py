@@ -3,17 +3,19 @@
 An ASGI middleware, so the bound holds for every route, the pages' forms included, and a
 declared Content-Length over the limit is refused before the body is read at all. A body
 without one (chunked) is counted as it arrives; at the limit the app's own answer is
-dropped and the 413 sent instead.
+dropped and the 413 sent instead. A browser gets that 413 as a page (the `html` the app
+passes in, as its error handlers do), not as JSON.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocop_trace import photos
-from ocop_trace.errors import PayloadTooLarge, asgi_answer
+from ocop_trace.errors import HtmlErrors, PayloadTooLarge, asgi_answer
 
 JSON_BYTES = 1024 * 1024  # any body but a multipart upload
 # multipart/form-data: a form with a photo. Above the photo's own limit, so a photo just
@@ -33,8 +35,9 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, html: HtmlErrors | None = None) -> None:
         self.app = app
+        self.html = html
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +47,7 @@ class BodyLimit:
         limit = limit_for(headers.get(b"content-type", b""))
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _send_error(send, _too_large(limit))
+            await self._refuse(scope, send, _too_large(limit))
             return
         state: dict[str, Any] = {"received": 0, "exceeded": False, "started": False}
 
@@ -69,7 +72,21 @@ class BodyLimit:
             if not state["exceeded"]:
                 raise
         if state["exceeded"] and not state["started"]:
-            await _send_error(send, _too_large(limit))
+            await self._refuse(scope, send, _too_large(limit))
+
+    async def _refuse(self, scope: Scope, send: Send, error: PayloadTooLarge) -> None:
+        """The 413: a page for a browser's form, else the API's JSON error."""
+        if self.html is not None:
+            page = await self.html(Request(scope), error.status, error)
+            if page is not None:
+                page.headers["connection"] = "close"  # the body was not read
+
+                async def nothing() -> Message:
+                    return {"type": "http.disconnect"}
+
+                await page(scope, nothing, send)
+                return
+        await _send_error(send, error)
 
 
 async def _send_error(send: Send, error: PayloadTooLarge) -> None:

@@ -45,7 +45,17 @@ PHOTO = StoredPhoto.__table__  # type: ignore[attr-defined]
 def store(engine: Engine, data: bytes) -> photos.Photo:
     """Clean and keep an uploaded photo (PhotoError if it is not one); returns it, whose
     `sha256` goes into the product's or producer's statement."""
-    photo = photos.clean(data)
+    return keep(engine, photos.clean(data))
+
+
+def url(site: str, sha256: str) -> str:
+    """The address this service serves a stored photo at (what a statement's image_url is)."""
+    return f"{site.rstrip('/')}/photos/{sha256}.jpg"
+
+
+def keep(engine: Engine, photo: photos.Photo) -> photos.Photo:
+    """Keep a photo `photos.clean` made: a form cleans first, checks its other fields, and
+    keeps the photo only when the statement will be signed."""
     with engine.begin() as conn:
         if conn.execute(select(PHOTO.c.sha256).where(PHOTO.c.sha256 == photo.sha256)).first():
             return photo  # stored once

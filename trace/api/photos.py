@@ -44,10 +44,10 @@ async def upload_photo(
     if len(data) > photos.MAX_BYTES:
         raise photos.too_large()
     photo = await run_in_threadpool(photo_store.store, service.engine, data)
-    site = request.app.state.settings.public_url.rstrip("/")
+    site = request.app.state.settings.public_url
     return StoredPhotoOut(
         image_sha256=photo.sha256,
-        image_url=f"{site}/photos/{photo.sha256}.jpg",
+        image_url=photo_store.url(site, photo.sha256),
         width=photo.width,
         height=photo.height,
     )

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from ocop_trace import i18n, ocop
+from ocop_trace import i18n, ocop, photo_store, photos, text
 from ocop_trace.accounts import USER
 from ocop_trace.errors import NotFound, ServiceError
 from ocop_trace.models import (
@@ -32,9 +32,11 @@ from ocop_trace.webapp.forms import (
     FORM,
     LEVEL_WORDS,
     FormError,
+    clean_photo,
     parse_day,
     parse_int,
     parse_points,
+    photo_upload,
     service_errors,
     validation_errors,
 )
@@ -314,6 +316,55 @@ def _revoke(request: Request, who: Staff, rating_id: int, form: Form | None) -> 
     )
 
 
+# -- photos: cleaned on arrival, kept only with the statement that signs them ------------
+_IMAGE_FIELDS = {"image_url": "photo", "image_sha256": "photo"}
+
+
+def _photo_fields(
+    request: Request, lang: str, upload: bytes | None, errors: dict[str, str], https: bool
+) -> tuple[photos.Photo | None, dict[str, str]]:
+    """A chosen photo, cleaned but not yet kept, and the image fields a statement signs
+    for it: this service's own address of it and its SHA-256. ({} when none was chosen.)
+    `https`: the link must be https (a product's, as its model says; a producer's may not)."""
+    if upload is None:
+        return None, {}
+    try:
+        photo = clean_photo(lang, upload)
+        address = photo_store.url(request.app.state.settings.public_url, photo.sha256)
+        if https:
+            text.https_url(address)
+    except FormError as exc:
+        errors.update(exc.errors)
+        return None, {}
+    except ValueError:
+        errors["photo"] = i18n.t(lang, "app.photo.needs_https")
+        return None, {}
+    return photo, {"image_url": address, "image_sha256": photo.sha256}
+
+
+def _signing_photo(form: Form, photo: photos.Photo | None) -> None:
+    """The photo's hash joins what the idempotency key guards (a file is not a text field),
+    so the same key sent again with another photo is refused, not replayed."""
+    if photo is not None:
+        form.lists["photo"] = [photo.sha256]
+
+
+def _keep(request: Request, photo: photos.Photo | None) -> None:
+    if photo is not None:
+        photo_store.keep(request.app.state.service.engine, photo)
+
+
+def _photo_change(
+    row: Any, form: Form, photo: photos.Photo | None, image: dict[str, str]
+) -> dict[str, str]:
+    """What an edit changes of the photo: a new one, none (removed), or nothing."""
+    if photo is not None:
+        return image if photo.sha256 != row.image_sha256 else {}
+    if form.get("remove_photo") == "yes" and row.image_url:
+        return {"image_url": "", "image_sha256": ""}
+    return {}
+
+
 # -- producers and products ---------------------------------------------------------------
 _PRODUCER_FIELDS = ("name", "type", "registration_no", "contact", "province", "commune", "line")
 _PRODUCT_FIELDS = ("name_vi", "name_en", "product_set", "gtin", "description")
@@ -346,6 +397,8 @@ def _producers_page(
         errors=errors,
         idem=key,
         types=[t.value for t in ocop.ProducerType],
+        photo_mb=photos.MAX_BYTES // 2**20,
+        photo_side=photos.MAX_SIDE,
         done=DONE.get(request.query_params.get("done", ""), ""),
     )
 
@@ -361,19 +414,21 @@ async def producers(request: Request) -> Response:
 async def register_producer(request: Request) -> Response:
     who = await staff(request, "council")
     form = await read_form(request)
-    return await run_in_threadpool(_register_producer, request, who, form)
+    upload = await photo_upload(form.files)
+    return await run_in_threadpool(_register_producer, request, who, form, upload)
 
 
 def _address(values: dict[str, str]) -> dict[str, str]:
     return {"province": values["province"], "commune": values["commune"], "line": values["line"]}
 
 
-def _register_producer(request: Request, who: Staff, form: Form) -> Response:
+def _register_producer(request: Request, who: Staff, form: Form, upload: bytes | None) -> Response:
     lang, service = who.lang, request.app.state.service
     values = {n: form.get(n) for n in _PRODUCER_FIELDS}
     errors: dict[str, str] = {}
     if not form.fresh:
         errors[FORM] = i18n.t(lang, "app.error.expired")
+    photo, image = _photo_fields(request, lang, upload, errors, https=False)
     producer_id = slug(values["name"])[:50]
     if len(producer_id) < 3:
         errors["name"] = i18n.t(lang, "app.error.too_short", min=3, max="", rule="")
@@ -388,21 +443,25 @@ def _register_producer(request: Request, who: Staff, form: Form) -> Response:
                     "contact": values["contact"],
                     "address_certified": _address(values),
                     "address_current": _address(values),
+                    **image,
                 }
             )
         except ValidationError as exc:
             fields = {"address_certified": "province", "address_current": "province"}
-            errors.update(validation_errors(lang, exc, fields))
+            errors.update(validation_errors(lang, exc, fields | _IMAGE_FIELDS))
         else:
+            _signing_photo(form, photo)
 
             def run() -> str:
+                _keep(request, photo)
                 service.register_producer(who.principal, data)
                 return f"/app/producers/{producer_id}?done=producer"
 
             try:
                 return go(once(request, who, form, run))
             except ServiceError as exc:
-                errors.update(service_errors(lang, exc, {"id": "name", "name": "name"}))
+                fields = {"id": "name", "name": "name"} | _IMAGE_FIELDS
+                errors.update(service_errors(lang, exc, fields))
     return _producers_page(request, who, values, errors, form.key or new_key(), 422)
 
 
@@ -413,7 +472,9 @@ def _producer_page(
     errors: dict[str, str],
     values: dict[str, str] | None = None,
     status: int = 200,
+    typed: dict[str, dict[str, str]] | None = None,
 ) -> Response:
+    """`typed`: what was typed in a product's edit form (by product id), shown again."""
     with request.app.state.service.engine.connect() as conn:
         producer = conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
         if producer is None:
@@ -422,6 +483,7 @@ def _producer_page(
             select(PRODUCT).where(PRODUCT.c.producer_id == producer_id).order_by(PRODUCT.c.name_vi)
         ).all()
         changes = history(conn, "producer", producer_id)
+        product_changes = {p.id: history(conn, "product", p.id) for p in products}
     shown = values or {
         "name": producer.name,
         "contact": producer.contact,
@@ -436,6 +498,10 @@ def _producer_page(
         producer=producer,
         products=products,
         history=changes,
+        product_history=product_changes,
+        typed=typed or {},
+        photo_mb=photos.MAX_BYTES // 2**20,
+        photo_side=photos.MAX_SIDE,
         values=shown,
         errors=errors,
         edit_key=new_key(),
@@ -455,11 +521,14 @@ async def producer_page(request: Request, producer_id: str) -> Response:
 async def edit_producer(request: Request, producer_id: str) -> Response:
     who = await staff(request, "council")
     form = await read_form(request)
-    return await run_in_threadpool(_edit_producer, request, who, producer_id[:64], form)
+    upload = await photo_upload(form.files)
+    return await run_in_threadpool(_edit_producer, request, who, producer_id[:64], form, upload)
 
 
-def _edit_producer(request: Request, who: Staff, producer_id: str, form: Form) -> Response:
-    """An edit is a producer.updated statement of the fields that changed."""
+def _edit_producer(
+    request: Request, who: Staff, producer_id: str, form: Form, upload: bytes | None
+) -> Response:
+    """An edit is a producer.updated statement of the fields (or photo) that changed."""
     lang, service = who.lang, request.app.state.service
     with service.engine.connect() as conn:
         row = conn.execute(select(PRODUCER).where(PRODUCER.c.id == producer_id)).first()
@@ -470,23 +539,28 @@ def _edit_producer(request: Request, who: Staff, producer_id: str, form: Form) -
     if not form.fresh:
         errors[FORM] = i18n.t(lang, "app.error.expired")
     changed = {k: v for k, v in values.items() if v != getattr(row, k)}
+    photo, image = _photo_fields(request, lang, upload, errors, https=False)
+    changed |= _photo_change(row, form, photo, image)
     if not changed and not errors:
         errors[FORM] = i18n.t(lang, "app.error.no_change")
     if not errors:
         try:
             data = ProducerChanges.model_validate(changed)
         except ValidationError as exc:
-            errors.update(validation_errors(lang, exc))
+            errors.update(validation_errors(lang, exc, _IMAGE_FIELDS))
         else:
+            _signing_photo(form, photo)
 
             def run() -> str:
+                _keep(request, photo if "image_sha256" in changed else None)
                 service.update_producer(who.principal, producer_id, data)
                 return f"/app/producers/{producer_id}?done=updated"
 
             try:
                 return go(once(request, who, form, run))
             except ServiceError as exc:
-                errors.update(service_errors(lang, exc, {"name": "name", "contact": "contact"}))
+                fields = {"name": "name", "contact": "contact"} | _IMAGE_FIELDS
+                errors.update(service_errors(lang, exc, fields))
     return _producer_page(request, who, producer_id, errors, values, 422)
 
 
@@ -494,15 +568,21 @@ def _edit_producer(request: Request, who: Staff, producer_id: str, form: Form) -
 async def register_product(request: Request, producer_id: str) -> Response:
     who = await staff(request, "council")
     form = await read_form(request)
-    return await run_in_threadpool(_register_product, request, who, producer_id[:64], form)
+    upload = await photo_upload(form.files)
+    return await run_in_threadpool(_register_product, request, who, producer_id[:64], form, upload)
 
 
-def _register_product(request: Request, who: Staff, producer_id: str, form: Form) -> Response:
+def _register_product(
+    request: Request, who: Staff, producer_id: str, form: Form, upload: bytes | None
+) -> Response:
+    """A product.registered statement, with the photo if one was chosen; the photo is kept
+    only once every field passed."""
     lang, service = who.lang, request.app.state.service
     values = {n: form.get(n) for n in _PRODUCT_FIELDS}
     errors: dict[str, str] = {}
     if not form.fresh:
         errors[FORM] = i18n.t(lang, "app.error.expired")
+    photo, image = _photo_fields(request, lang, upload, errors, https=True)
     product_id = slug(values["name_vi"])[:40]
     if len(product_id) < 3:
         errors["name_vi"] = i18n.t(lang, "app.error.too_short", min=3, max="", rule="")
@@ -510,22 +590,24 @@ def _register_product(request: Request, who: Staff, producer_id: str, form: Form
         errors["gtin"] = i18n.t(lang, "app.error.gtin")
     if not errors:
         try:
-            data = ProductCreate(id=product_id, producer_id=producer_id, **values)
+            data = ProductCreate(id=product_id, producer_id=producer_id, **values, **image)
         except ValidationError as exc:
-            found = validation_errors(lang, exc)
+            found = validation_errors(lang, exc, _IMAGE_FIELDS)
             if "gtin" in found:
                 found["gtin"] = i18n.t(lang, "app.error.gtin")
             errors.update(found)
         else:
+            _signing_photo(form, photo)
 
             def run() -> str:
+                _keep(request, photo)
                 service.register_product(who.principal, data)
                 return f"/app/producers/{producer_id}?done=product"
 
             try:
                 return go(once(request, who, form, run))
             except ServiceError as exc:
-                fields = {n: n for n in _PRODUCT_FIELDS} | {"id": "name_vi"}
+                fields = {n: n for n in _PRODUCT_FIELDS} | {"id": "name_vi"} | _IMAGE_FIELDS
                 errors.update(service_errors(lang, exc, fields))
     return _producer_page(
         request, who, producer_id, {f"p_{k}": v for k, v in errors.items()}, values, 422
@@ -536,11 +618,15 @@ def _register_product(request: Request, who: Staff, producer_id: str, form: Form
 async def edit_product(request: Request, product_id: str) -> Response:
     who = await staff(request, "council")
     form = await read_form(request)
-    return await run_in_threadpool(_edit_product, request, who, product_id[:64], form)
+    upload = await photo_upload(form.files)
+    return await run_in_threadpool(_edit_product, request, who, product_id[:64], form, upload)
 
 
-def _edit_product(request: Request, who: Staff, product_id: str, form: Form) -> Response:
-    """A product.updated statement of the names or GTIN that changed."""
+def _edit_product(
+    request: Request, who: Staff, product_id: str, form: Form, upload: bytes | None
+) -> Response:
+    """A product.updated statement of the names, GTIN or photo that changed (no file
+    chosen: the photo stays)."""
     lang, service = who.lang, request.app.state.service
     with service.engine.connect() as conn:
         row = conn.execute(select(PRODUCT).where(PRODUCT.c.id == product_id)).first()
@@ -552,28 +638,32 @@ def _edit_product(request: Request, who: Staff, product_id: str, form: Form) -> 
         errors[FORM] = i18n.t(lang, "app.error.expired")
     current = {"name_vi": row.name_vi, "name_en": row.name_en, "gtin": row.gtin.lstrip("0")}
     changed = {k: v for k, v in values.items() if v.lstrip("0") != current[k]}
+    photo, image = _photo_fields(request, lang, upload, errors, https=True)
+    changed |= _photo_change(row, form, photo, image)
     if not changed and not errors:
         errors[FORM] = i18n.t(lang, "app.error.no_change")
     if not errors:
         try:
             data = ProductChanges(**changed)
         except ValidationError as exc:
-            found = validation_errors(lang, exc)
+            found = validation_errors(lang, exc, _IMAGE_FIELDS)
             if "gtin" in found:
                 found["gtin"] = i18n.t(lang, "app.error.gtin")
             errors.update(found)
         else:
+            _signing_photo(form, photo)
 
             def run() -> str:
+                _keep(request, photo if "image_sha256" in changed else None)
                 service.update_product(who.principal, product_id, data)
                 return f"/app/producers/{row.producer_id}?done=updated"
 
             try:
                 return go(once(request, who, form, run))
             except ServiceError as exc:
-                errors.update(service_errors(lang, exc, {n: n for n in values}))
+                errors.update(service_errors(lang, exc, {n: n for n in values} | _IMAGE_FIELDS))
     errors = {f"e_{product_id}_{k}": v for k, v in errors.items()}
-    return _producer_page(request, who, row.producer_id, errors, None, 422)
+    return _producer_page(request, who, row.producer_id, errors, None, 422, {product_id: values})
 
 
 # -- users --------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ocop_trace import i18n, ocop
-from ocop_trace.errors import Conflict, Forbidden, NotFound, ServiceError
+from ocop_trace import i18n, ocop, photos
+from ocop_trace.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ServiceError
 from ocop_trace.gs1_lint import AIValueError
 from ocop_trace.i18n import N_
 
@@ -139,3 +139,25 @@ def service_errors(lang: str, exc: ServiceError, fields: dict[str, str]) -> dict
     if lang == "en":  # the rule's own words exist in English only
         words = f"{words} ({exc.message})"
     return {fields.get(exc.field or "", FORM): words}
+
+
+async def photo_upload(files: dict[str, Any], name: str = "photo") -> bytes | None:
+    """A file field's bytes, None when no file was chosen; read one byte past the photo
+    limit at most, so a file over it is known to be without holding all of it."""
+    upload = files.get(name)
+    if upload is None or not getattr(upload, "filename", None):
+        return None
+    data: bytes = await upload.read(photos.MAX_BYTES + 1)
+    return data
+
+
+def clean_photo(lang: str, data: bytes | None, field: str = "photo") -> photos.Photo:
+    """The uploaded photo as photos.clean keeps it; FormError beside `field` if it is not
+    one (not an image, damaged, a decompression bomb, over the size limit)."""
+    try:
+        return photos.clean(data or b"")
+    except photos.PhotoError as exc:
+        raise FormError({field: i18n.t(lang, exc.key)}) from None
+    except PayloadTooLarge:
+        words = i18n.t(lang, "photo.too_large", mb=photos.MAX_BYTES // 2**20)
+        raise FormError({field: words}) from None
