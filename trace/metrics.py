@@ -232,7 +232,8 @@ class Scrape:
 def install(app: FastAPI, token: str | None, witnessing: Witnessing) -> None:
     """Count requests on every route, and serve /metrics to holders of `token` only."""
     requests = RequestMetrics()
-    app.add_middleware(CountRequests, metrics=requests)
+    if token:  # with nobody to read them, counting would only cost every scan a little
+        app.add_middleware(CountRequests, metrics=requests)
     scrape = Scrape(requests, LedgerCollector(witnessing))
 
     async def metrics(request: Request) -> Response:
