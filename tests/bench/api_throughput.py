@@ -30,11 +30,11 @@ def _batch(tag: str, number: int) -> dict[str, object]:
     return {**BATCH, "id": f"{tag}-{number}", "lot": f"{tag.upper()}{number}"}
 
 
-def store_rate(url: str, count: int, settings: object) -> float:
+def store_rate(url: str, count: int, settings: object, tag: str = "s") -> float:
     """Durable appends per second of the store alone (one statement per transaction)."""
     service = open_service(settings)  # type: ignore[arg-type]
     key = service.producer_key(PRODUCER["id"])
-    statements = [sign_statement("batch.registered", _batch("s", n), key) for n in range(count)]
+    statements = [sign_statement("batch.registered", _batch(tag, n), key) for n in range(count)]
     started = time.perf_counter()
     for statement in statements:
         service.store.append([statement])
