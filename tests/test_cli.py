@@ -194,6 +194,7 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
         "rating.recorded: 10",
         "rating.revoked: 1",
         "batch.recalled: 1",
+        "labels.voided: 1",
     ):
         assert kind in out
     for state in (
@@ -208,6 +209,7 @@ def test_demo_builds_and_reruns_without_duplicates(env: Path) -> None:
         "bad_signature",
         "product_info",
         "not_registered",
+        "not_registered_voided",
         "bad_link",
     ):
         assert f"  {state}: http://" in out

@@ -41,6 +41,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "batch.event": {"batch_id": BATCH["id"], **EVENT},
     "batch.recalled": {"batch_id": BATCH["id"], "reason": "mould in the lot"},
     "labels.issued": {"batch_id": BATCH["id"], "count": 21, "commitment": "ab" * 32},
+    "labels.voided": {"label_set": 7, "batch_id": BATCH["id"], "reason": "wrong lot printed"},
     "inspection.recorded": {"batch_id": BATCH["id"], "result": "pass", "findings": ""},
 }
 

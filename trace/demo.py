@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ledger.bundle_export import export_bundle, store_records
 from ledger.verifier import Report, verify
@@ -25,6 +25,7 @@ from ocop_trace.links import label_url
 from ocop_trace.models import (
     BATCH,
     LABEL_SERIAL,
+    LABEL_SET,
     PRODUCER,
     PRODUCT,
     RATING,
@@ -279,33 +280,37 @@ def _demo_users(service: TraceService, credentials: Path) -> None:
 
 # GS1 keeps the prefix 952 for demonstrations: no real product carries such a GTIN.
 DEMO_GTINS = {"Miến dong Tài Hoan": "9520000000011"}
+VOID_REASON = "in nhầm hạn dùng (minh họa)"  # the demo's misprinted label set
 
 
 def scan_links(service: TraceService, settings: Settings, states: dict[str, str]) -> dict[str, str]:
     """A scan URL for each verdict the page can give: a label for each state's batch (issued
     once), one signed for offline checking and a forgery of it, one scanned like a copy,
-    links without a serial, one never issued and one unreadable."""
+    one of a set voided as misprinted, links without a serial, one never issued and one
+    unreadable."""
     from ocop_trace.offline import sign_label_url
     from ocop_trace.scans import ScanCounter
 
     root = settings.public_url.rstrip("/")
-    wanted = {**states, "possible_copy": states["genuine"].replace("-b1", "-b2")}
+    wanted = {
+        **states,
+        "possible_copy": states["genuine"].replace("-b1", "-b2"),
+        "not_registered_voided": states["genuine"],
+    }
     links: dict[str, str] = {}
     for state, batch_id in wanted.items():
         with service.engine.connect() as conn:
             batch = conn.execute(select(BATCH).where(BATCH.c.id == batch_id)).one()
             product = conn.execute(select(PRODUCT).where(PRODUCT.c.id == batch.product_id)).one()
-            serial = conn.execute(
-                select(LABEL_SERIAL.c.serial)
-                .where(LABEL_SERIAL.c.batch_id == batch_id)
-                .order_by(LABEL_SERIAL.c.serial)
-            ).scalar()
+            serial = _demo_serial(conn, batch_id, voided=state == "not_registered_voided")
         if serial is None:
             producer = Principal(None, "demo", "producer", batch.producer_id)
             issued = service.issue_labels(
                 producer, batch_id, LabelIssue(count=1), settings.public_url
             )
             serial = issued.serials[0].canonical
+            if state == "not_registered_voided":  # misprinted: voided by its producer
+                service.void_labels(producer, issued.receipt.index, VOID_REASON)
         links[state] = label_url(settings.public_url, product.gtin, batch.lot, serial)
     signed = sign_label_url(links["genuine"], service.producer_key(slug("HTX Tài Hoan")))
     links["genuine_signed_offline"] = signed
@@ -321,6 +326,18 @@ def scan_links(service: TraceService, settings: Settings, states: dict[str, str]
     links["not_registered"] = f"{root}/l/0000000000000000"
     links["bad_link"] = f"{root}/01/{gtin[:-1]}{(int(gtin[-1]) + 1) % 10}"
     return links
+
+
+def _demo_serial(conn: Connection, batch_id: str, voided: bool) -> str | None:
+    """The first serial of the batch's voided label sets, or of its valid ones."""
+    state = LABEL_SET.c.voided_index.is_not(None) if voided else LABEL_SET.c.voided_index.is_(None)
+    found: str | None = conn.execute(
+        select(LABEL_SERIAL.c.serial)
+        .join(LABEL_SET, LABEL_SET.c.id == LABEL_SERIAL.c.label_set_id)
+        .where(LABEL_SERIAL.c.batch_id == batch_id, state)
+        .order_by(LABEL_SERIAL.c.serial)
+    ).scalar()
+    return found
 
 
 def site_links(root: str, genuine: str) -> dict[str, str]:

@@ -6,6 +6,7 @@
     ├── NotAuthenticated         401     not_authenticated  no or bad credentials
     ├── Forbidden                403     forbidden          role or ownership does not allow it
     ├── NotFound                 404     not_found
+    │   └── Voided               404     not_found          a serial of a voided label set
     ├── Conflict                 409     conflict           duplicate, or state does not allow it
     ├── PreconditionFailed       412     precondition_failed
     ├── PayloadTooLarge          413     too_large          a body or file over its limit
@@ -77,6 +78,16 @@ class Forbidden(ServiceError):
 
 class NotFound(ServiceError):
     status, code = 404, "not_found"
+
+
+class Voided(NotFound):
+    """A label's serial from a set its producer voided: not registered (404), with the
+    void's entry, reason and time in `details` so a page can say why."""
+
+    def __init__(self, message: str, *, set_index: int, index: int, reason: str, at: str) -> None:
+        voided = {"label_set": set_index, "index": index, "reason": reason, "at": at}
+        super().__init__(message, details={"verdict": "not_registered", "voided": voided})
+        self.reason, self.at = reason, at
 
 
 class Conflict(ServiceError):

@@ -40,6 +40,7 @@ from ocop_trace.models import (
     EventRecord,
     InspectionCreate,
     LabelSetRecord,
+    LabelVoidRecord,
     ProducerCreate,
     ProducerUpdate,
     ProductCreate,
@@ -455,6 +456,39 @@ def _labels_issued(p: Projector, index: int, data: LabelSetRecord, signer: KeyGr
         insert(LABEL_SET).values(
             id=index, batch_id=batch.id, count=data.count, commitment=data.commitment
         )
+    )
+
+
+def _read_void(data: LabelVoidRecord) -> dict[str, Any]:
+    return data.model_dump()
+
+
+@KINDS.declare(
+    "labels.voided",
+    "producer",
+    LabelVoidRecord,
+    # Indexed under its label set (as a revocation is under its rating): a scan of one of
+    # the set's serials finds the void by the set's index alone.
+    ("label_set", "label_set"),
+    Shown("labels_void", ("label_set", "batch_id", "reason"), _read_void),
+)
+def _labels_voided(p: Projector, index: int, data: LabelVoidRecord, signer: KeyGrant) -> None:
+    row = p.conn.execute(select(LABEL_SET).where(LABEL_SET.c.id == data.label_set)).first()
+    if row is None:
+        raise NotFound(f"no label set {data.label_set}", field="label_set")
+    if row.batch_id != data.batch_id:
+        raise InvalidInput(
+            f"label set {data.label_set} is of batch {row.batch_id}, not {data.batch_id}",
+            field="batch_id",
+        )
+    batch = p.require(BATCH, row.batch_id, "batch")
+    p.own(signer, batch.producer_id, f"batch {batch.id}")
+    if row.voided_index is not None:
+        raise Conflict(f"label set {data.label_set} is already voided", field="label_set")
+    p.conn.execute(
+        update(LABEL_SET)
+        .where(LABEL_SET.c.id == data.label_set)
+        .values(voided_index=index, voided_reason=data.reason, voided_at=p.issued_at)
     )
 
 

@@ -31,6 +31,7 @@ def slug_field(**kwargs: Any) -> Any:
 
 MAX_INDEX = 2**53 - 1  # ledger indices and ids in paths: what a JSON number holds exactly
 MAX_LABELS = 10_000  # labels issued in one set
+MAX_VOID_REASON = 200  # why a label set is voided: one line beside each code it withdraws
 
 
 def _check_date(value: str | None, field: str) -> str | None:
@@ -586,13 +587,33 @@ class LabelSetRecord(SQLModel):
     )
 
 
+class LabelVoid(SQLModel):
+    """Why a misprinted label set is voided (its serials then scan as not registered)."""
+
+    reason: str = Field(min_length=3, max_length=MAX_VOID_REASON)
+
+    _line = field_validator("reason")(text.line)
+
+
+class LabelVoidRecord(LabelVoid):
+    """The body of a labels.voided statement: the set is its labels.issued entry's index;
+    the batch is named too, so the entry says on its own which batch's codes it withdraws."""
+
+    label_set: int = Field(ge=0, le=MAX_INDEX)
+    batch_id: str = slug_field()
+
+
 class LabelSet(SQLModel, table=True):
-    """A labels.issued entry: how many serials a batch got and the Merkle root over them."""
+    """A labels.issued entry: how many serials a batch got and the Merkle root over them,
+    and the labels.voided entry that withdrew them, if one did."""
 
     id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     batch_id: str = Field(index=True, max_length=64)
     count: int
     commitment: str = Field(max_length=64)
+    voided_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    voided_reason: str = Field(default="", max_length=MAX_VOID_REASON)
+    voided_at: str = Field(default="", max_length=32)  # the void statement's issued_at
 
 
 class LabelSerial(SQLModel, table=True):

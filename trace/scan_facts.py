@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ocop_trace import ocop
-from ocop_trace.errors import NotFound
+from ocop_trace.errors import NotFound, Voided
 from ocop_trace.evidence import Evidence, Proof
 from ocop_trace.kinds import KINDS
 from ocop_trace.models import EVENT, LABEL_SERIAL, RATING
@@ -367,6 +367,7 @@ def serial_check(conn: Connection, evidence: Evidence, serial: str, batch_id: st
     ).scalar()
     if set_index is None:
         raise NotFound("this code is not registered: the product may be counterfeit")
+    refuse_voided(conn, evidence, int(set_index))
     said = evidence.signed(evidence.entry(conn, int(set_index)), "labels")
     if said is None or said["batch_id"] != batch_id:
         return SerialCheck(int(set_index), False, ("kind",))
@@ -379,6 +380,31 @@ def serial_check(conn: Connection, evidence: Evidence, serial: str, batch_id: st
     return SerialCheck(
         int(set_index), labels.matches, problems, position, len(path), len(labels.tree)
     )
+
+
+def refuse_voided(conn: Connection, evidence: Evidence, set_index: int) -> None:
+    """Voided if its producer signed a labels.voided entry for the set: read from the
+    ledger's own index (as a recall is), so rows that hide a void cannot revive a code."""
+    for index in evidence.about(conn, f"label_set:{set_index}", ["labels.voided"]):
+        facts = evidence.entry(conn, index)
+        said = evidence.signed(facts, "labels_void")
+        if said is not None and said["label_set"] == set_index:
+            raise Voided(
+                f"this code was voided by its producer and is not registered: {said['reason']}",
+                set_index=set_index,
+                index=index,
+                reason=said["reason"],
+                at=facts.issued_at,
+            )
+
+
+def refuse_voided_serial(conn: Connection, evidence: Evidence, serial: str) -> None:
+    """Voided if the serial's label set is (for what reads a serial without checking it)."""
+    set_index = conn.execute(
+        select(LABEL_SERIAL.c.label_set_id).where(LABEL_SERIAL.c.serial == serial)
+    ).scalar()
+    if set_index is not None:
+        refuse_voided(conn, evidence, int(set_index))
 
 
 def batch_of_serial(conn: Connection, serial: str) -> str | None:

@@ -30,6 +30,7 @@ from ocop_trace.links import label_url
 from ocop_trace.models import (
     BATCH,
     LABEL_SERIAL,
+    LABEL_SET,
     PRODUCER,
     PRODUCT,
     BatchCreate,
@@ -409,6 +410,41 @@ class TraceService:
         receipt = self._signs(principal, "producer", "labels.issued", body, also=keep_serials)
         return IssuedLabels(receipt, serials, sheet)
 
+    def void_labels(self, principal: Principal, set_index: int, reason: str) -> Receipt:
+        """Withdraw a misprinted label set: its serials then scan as not registered. Only
+        its batch's producer may (the projection checks the signer owns the batch); a set
+        is voided once."""
+        require_role(principal, "producer")
+        body = {
+            "label_set": set_index,
+            "batch_id": self.label_set_batch(set_index),
+            "reason": reason,
+        }
+        self._require_grant(principal.producer_id, "labels.voided")
+        return self._signs(principal, "producer", "labels.voided", body)
+
+    def _require_grant(self, producer_id: str, kind: str) -> None:
+        """A producer key registered before this version declared `kind` may not sign it:
+        said plainly, with the fix, rather than as the ledger's authority failure."""
+        key = self.producer_key(producer_id)
+        grant = self.store.grants().get(keys.key_id(keys.public_bytes(key)))
+        if grant is not None and kind not in grant.kinds:
+            raise Conflict(
+                f"your signing key was registered before {kind} existed and may not sign it: "
+                f"the council gives you a new key with POST /api/v1/producers/{producer_id}"
+                "/keys/rotate (or ocop-trace key-rotate)"
+            )
+
+    def label_set_batch(self, set_index: int) -> str:
+        """The batch a label set was issued for (for operators acting on its behalf)."""
+        with self.engine.connect() as conn:
+            batch_id = conn.execute(
+                select(LABEL_SET.c.batch_id).where(LABEL_SET.c.id == set_index)
+            ).scalar()
+        if batch_id is None:
+            raise NotFound(f"no label set {set_index}", field="label_set")
+        return str(batch_id)
+
     def reprint_labels(
         self, principal: Principal, label_set_id: int, public_url: str
     ) -> list[labels.Label]:
@@ -425,8 +461,13 @@ class TraceService:
                 )
                 .order_by(LABEL_SERIAL.c.serial)
             ).all()
+            voided = conn.execute(
+                select(LABEL_SET.c.voided_index).where(LABEL_SET.c.id == label_set_id)
+            ).scalar()
         if not found:
             raise NotFound(f"no label set {label_set_id} of yours", field="label_set_id")
+        if voided is not None:  # its codes no longer resolve: printing them again misleads
+            raise Conflict(f"label set {label_set_id} is voided", field="label_set_id")
         row, rating = self._label_facts(found[0].batch_id)
         serials = [parse_canonical(r.serial) for r in found]
         return _sheet(row, rating, serials, public_url, None)

@@ -3,6 +3,7 @@
 First that applies wins (docs/scan-page.md):
 
     not_registered, bad_link     the code is unknown, or cannot be read (answered 404, 400)
+                                 (a serial of a set its producer voided is unknown)
     bad_signature                an offline label signature that does not verify
     recalled, recalled_upstream  the batch, or one it was made from, is recalled
     possible_copy                the serial was scanned from too many networks

@@ -54,6 +54,7 @@ REVOKE = {"reason": "not re-evaluated after three years"}
 KEY_CHANGE = {"reason": "the cooperative's laptop was lost"}
 PRODUCER_KEY = {"key_id": "3f" * 32, "name": "htx-tai-hoan-offline"}
 LABELS = {"count": 21, "format": "pdf", "ec": "M"}
+LABEL_VOID = {"reason": "printed with the wrong lot"}
 LOGIN = {"username": "htx-tai-hoan", "password": "a-long-enough-password", "token_name": "laptop"}
 NEW_USER = {
     "username": "htx-tai-hoan",

@@ -4,7 +4,7 @@ cli/
 ├── common.py   consoles, the --db option, errors that exit 2
 ├── ledger.py   init, keygen, sign, append, checkpoint, export, verify, rebuild,
 │               repair-labels
-├── service.py  serve, labels, verify-label, user-add, demo
+├── service.py  serve, labels, labels-void, verify-label, user-add, demo
 ├── accounts.py users, tokens, keys and the secret
 └── interop.py  export-epcis, import, export-sheet
 """
@@ -37,6 +37,7 @@ for name, command in (
     ("repair-labels", ledger.repair_labels),
     ("serve", service.serve),
     ("labels", service.labels_command),
+    ("labels-void", service.labels_void_command),
     ("verify-label", service.verify_label),
     ("user-add", service.user_add),
     ("demo", service.demo),

@@ -1,4 +1,4 @@
-"""The service's commands: serve, labels, verify-label, user-add, demo."""
+"""The service's commands: serve, labels, labels-void, verify-label, user-add, demo."""
 
 from __future__ import annotations
 
@@ -132,6 +132,35 @@ def labels_command(
                 (out_path / f"{serial.canonical}.{request.format}").write_bytes(content)
     index = issued.receipt.index
     out.print(f"issued {count} labels for {batch} (ledger entry {index}) -> {out_path}")
+
+
+def labels_void_command(
+    label_set: Annotated[
+        int, typer.Option("--set", min=1, help="The label set: its labels.issued entry's index.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why it is voided (3 to 200 characters).")],
+    db: DbOption = None,
+) -> None:
+    """Void a misprinted label set, signed with its producer's key: its serials then scan
+    as not registered, with the reason."""
+    from pydantic import ValidationError
+
+    from ocop_trace.accounts import Principal
+    from ocop_trace.ledger_setup import open_service
+    from ocop_trace.models import LabelVoid
+
+    try:
+        data = LabelVoid(reason=reason)
+    except ValidationError as exc:
+        fail(f"--reason: {exc.errors()[0]['msg']}")
+    settings = settings_with(db)
+    with user_errors():
+        service = open_service(settings)
+        owner = service.batch_owner(service.label_set_batch(label_set))
+        receipt = service.void_labels(
+            Principal(None, "cli", "producer", owner), label_set, data.reason
+        )
+    out.print(f"voided label set {label_set} (ledger entry {receipt.index})")
 
 
 def verify_label(

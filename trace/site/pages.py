@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from ocop_trace import csrf, i18n
-from ocop_trace.errors import ServiceError
+from ocop_trace.errors import ServiceError, Voided
 from ocop_trace.templating import environment
 from ocop_trace.verdict import Verdict
 
@@ -151,8 +151,18 @@ def error_page(
         detail = ""
     # No report form here: reports are taken for codes the service issued, so an invented
     # code cannot be used to fill the inspectors' inbox; the verdict says whom to tell.
-    page = render(request, lang, "site/error.html", detail=detail, back_url=back_url)
+    voided = _voided_note(lang, error) if verdict is not None else ""
+    page = render(request, lang, "site/error.html", detail=detail, voided=voided, back_url=back_url)
     return finish(request, page, None, {"verdict": box}, status)
+
+
+def _voided_note(lang: str, error: ServiceError | None) -> str:
+    """Why a code its producer voided is not registered: the reason and when, as signed."""
+    if not isinstance(error, Voided):
+        return ""
+    return i18n.t(
+        lang, "verdict.not_registered.voided", reason=error.reason, at=i18n.moment(error.at, lang)
+    )
 
 
 def _problem_box(lang: str, key: str, status: int) -> bytes:

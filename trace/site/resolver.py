@@ -19,7 +19,15 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ocop_trace import links, ocop
 from ocop_trace.errors import NotFound
 from ocop_trace.link_types import GS1_VOCABULARY, normalise_link_type
-from ocop_trace.scan_facts import Target, base_findings, per_scan, rows_for, serial_check, view
+from ocop_trace.scan_facts import (
+    Target,
+    base_findings,
+    per_scan,
+    refuse_voided_serial,
+    rows_for,
+    serial_check,
+    view,
+)
 from ocop_trace.site import scanning
 from ocop_trace.site.pages import language
 from ocop_trace.verdict import decide
@@ -191,6 +199,8 @@ def answer(request: Request, target: Target, address: Address) -> Response:
 def _subject(request: Request, target: Target) -> links.Subject:
     with request.app.state.public.connection() as conn:  # a public read: see public_reads
         product, batch = rows_for(conn, target)
+        if target.serial is not None:  # a voided code offers no links either
+            refuse_voided_serial(conn, request.app.state.evidence, target.serial)
     return links.Subject(
         product.id,
         product.name_vi,

@@ -277,7 +277,10 @@ def _serial_only(request: Request, target: Target, generation: Generation) -> Re
         page = cache.page(key) if key is not None else None
         if page is None:
             return None
-        check = serial_check(conn, request.app.state.evidence, serial, batch_id)
+        try:
+            check = serial_check(conn, request.app.state.evidence, serial, batch_id)
+        except NotFound as exc:  # voided: its batch's page is cached, the code is not valid
+            return error_page(request, 404, exc, serial)
     cache.keep_serial_check(generation, serial, check)
     copied = scanning.copied_now(request, serial)  # a known serial: counted
     return _fill(request, page, target, check, copied, None)
@@ -287,18 +290,19 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
     """The page from the database, kept for the next scans of this ledger state."""
     cache: ScanPages = request.app.state.pages
     lang = language(request)
+    evidence: Evidence = request.app.state.evidence
     with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
         try:
             product, batch = rows_for(conn, target)
+            # Before the page: a serial of a voided set is not registered (never kept).
+            check = (
+                serial_check(conn, evidence, target.serial, batch.id)
+                if target.serial is not None and batch is not None
+                else None
+            )
         except NotFound as exc:
             return error_page(request, 404, exc, target.serial)
-        evidence: Evidence = request.app.state.evidence
         scan = view(conn, evidence, product, batch, _today())
-        check = (
-            serial_check(conn, evidence, target.serial, batch.id)
-            if target.serial is not None and batch is not None
-            else None
-        )
         signature = scanning.signature(request, conn, product.producer_id)
     copied = scanning.copied_now(request, target.serial)  # a known serial: counted
     page = _render(request, lang, scan, target, signature)

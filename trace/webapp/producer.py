@@ -1,4 +1,5 @@
-"""The producer's screens: its dashboard, batches (register, events, recall) and labels."""
+"""The producer's screens: its dashboard, batches (register, events, recall) and labels
+(issue, reprint, void a misprinted set)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ocop_trace.models import (
     EVENT,
     LABEL_SERIAL,
     LABEL_SET,
+    MAX_VOID_REASON,
     PRODUCT,
     BatchCreate,
     EventCreate,
@@ -538,26 +540,103 @@ async def label_set(request: Request, set_id: int) -> Response:
     return await run_in_threadpool(_label_set, request, who, set_id)
 
 
+def _own_set(conn: Connection, who: Staff, set_id: int) -> Any:
+    """The label set, if its batch is this producer's: another's is not found."""
+    row = conn.execute(
+        select(LABEL_SET)
+        .join(BATCH, BATCH.c.id == LABEL_SET.c.batch_id)
+        .where(LABEL_SET.c.id == set_id, BATCH.c.producer_id == who.principal.producer_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no label set {set_id} of yours")
+    return row
+
+
 def _label_set(request: Request, who: Staff, set_id: int) -> Response:
     service = request.app.state.service
-    sheet = service.reprint_labels(who.principal, set_id, request.app.state.settings.public_url)
     with service.engine.connect() as conn:
-        batch_id = conn.execute(
-            select(LABEL_SET.c.batch_id).where(LABEL_SET.c.id == set_id)
-        ).scalar_one()
-    preview = Markup(labels.render_svg(sheet[0].url))  # noqa: S704  (our own SVG, no input)
+        found = _own_set(conn, who, set_id)
+    shown: dict[str, Any] = {"first": None, "preview": ""}
+    if found.voided_index is None:  # a voided set's codes are not offered for printing
+        sheet = service.reprint_labels(who.principal, set_id, request.app.state.settings.public_url)
+        shown["first"] = sheet[0]
+        shown["preview"] = Markup(labels.render_svg(sheet[0].url))  # noqa: S704  (our own SVG)
     return render(
         request,
         who.lang,
         "app/label_set.html",
         who,
         set_id=set_id,
-        batch_id=batch_id,
-        count=len(sheet),
-        first=sheet[0],
-        preview=preview,
+        batch_id=found.batch_id,
+        count=found.count,
+        label_set=found,
+        voided_at=i18n.moment(found.voided_at, who.lang) if found.voided_at else "",
         stock=_stock(request),
         stocks=STOCK_WORDS,
+        values={"reason": ""},
+        errors={},
+        void_key=new_key(),
+        done=request.query_params.get("done") == "voided",
+        **shown,
+    )
+
+
+@router.get("/labels/{set_id}/void")
+async def void_page(request: Request, set_id: int) -> Response:
+    who = await staff(request, "producer")
+    return await run_in_threadpool(_void, request, who, set_id, None)
+
+
+@router.post("/labels/{set_id}/void")
+async def void_labels(request: Request, set_id: int) -> Response:
+    who = await staff(request, "producer")
+    form = await read_form(request)
+    return await run_in_threadpool(_void, request, who, set_id, form)
+
+
+def _void_errors(lang: str, form: Form, reason: str) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not form.fresh:
+        errors[FORM] = i18n.t(lang, "app.error.expired")
+    if len(reason) < 3:
+        errors["reason"] = i18n.t(lang, "app.error.too_short", min=3, max="", rule="")
+    elif len(reason) > MAX_VOID_REASON:
+        errors["reason"] = i18n.t(lang, "app.error.too_long", min="", max=MAX_VOID_REASON, rule="")
+    return errors
+
+
+def _void(request: Request, who: Staff, set_id: int, form: Form | None) -> Response:
+    """Reason first; then a confirmation that the set's N codes stop being valid; then the
+    labels.voided entry (the same use case as the API's)."""
+    lang, service = who.lang, request.app.state.service
+    with service.engine.connect() as conn:
+        found = _own_set(conn, who, set_id)
+    reason = form.get("reason") if form else ""
+    errors = _void_errors(lang, form, reason) if form is not None else {}
+    confirming = False
+    if form is not None:
+        if not errors and form.get("confirm") == "yes":
+
+            def run() -> str:
+                service.void_labels(who.principal, set_id, reason)
+                return f"/app/labels/{set_id}?done=voided"
+
+            try:
+                return go(once(request, who, form, run))
+            except ServiceError as exc:
+                errors.update(service_errors(lang, exc, {"reason": "reason"}))
+        confirming = not errors
+    return render(
+        request,
+        lang,
+        "app/label_void.html",
+        who,
+        422 if errors else 200,
+        label_set=found,
+        values={"reason": reason},
+        errors=errors,
+        confirming=confirming,
+        idem=(form.key if form and form.key else new_key()),
     )
 
 
