@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from ledger.store import refresh_statistics
 from ocop_trace.witness.client import WitnessClient
 
 log = logging.getLogger("ocop_trace")
@@ -25,6 +26,7 @@ THREADS = 24
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     state = app.state
+    engine = state.service.engine
     rounds = [
         # Sign a checkpoint every few seconds while the ledger grows (DESIGN.md), so the
         # scan page's proofs never wait for the next append.
@@ -37,6 +39,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ("writing scan counts", 1.0, lambda: state.scans.flush(wait=False)),
         # Rows whose network left the copy window fold into one row per serial.
         ("rolling up scan counts", 3600.0, state.scans.roll_up),
+        # The query planner's statistics follow the tables' growth (SQLite; a no-op else).
+        ("refreshing the planner's statistics", 3600.0, lambda: refresh_statistics(engine)),
     ]
     tasks = [asyncio.create_task(_every(what, seconds, work)) for what, seconds, work in rounds]
     client = _witness_client(app)

@@ -12,7 +12,7 @@ from ledger.authority import KEY_REGISTERED
 from ledger.errors import KeyFormatError
 from ledger.note import NoteSigner, format_verifier_key
 from ledger.statement import sign_statement
-from ledger.store import LedgerStore, open_engine
+from ledger.store import LedgerStore, open_engine, refresh_statistics
 from ocop_trace import schema
 from ocop_trace.custody import Custody
 from ocop_trace.service import TraceService, attach_projection
@@ -93,6 +93,7 @@ def init_ledger(settings: Settings) -> InitResult:
     store = open_store(settings)
     schema.upgrade(store.engine)
     store.create_schema()  # the head row; the tables exist by now
+    refresh_statistics(store.engine)  # and again hourly while serving (trace/background.py)
     ledger_key = load_key(settings, LEDGER_KEY_FILE)
     ledger_public = keys.public_bytes(ledger_key)
     genesis = None

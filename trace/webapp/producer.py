@@ -111,13 +111,26 @@ def dashboard_facts(engine: Any, producer_id: str) -> dict[str, Any]:
             .order_by(BATCH.c.entry_index.desc())
             .limit(RECENT)
         ).all()
-        reports = conn.execute(
-            select(REPORT.c.id, REPORT.c.serial, REPORT.c.created_at, BATCH.c.id.label("batch"))
-            .join(LABEL_SERIAL, LABEL_SERIAL.c.serial == REPORT.c.serial)
-            .join(BATCH, BATCH.c.id == LABEL_SERIAL.c.batch_id)
+        # From the open reports (a few) to their batches, never from a big producer's
+        # batches to their serials: MATERIALIZED keeps the planner to that order.
+        open_reports = (
+            select(REPORT.c.id, REPORT.c.serial, REPORT.c.created_at)
             .outerjoin(HANDLED, HANDLED.c.report_id == REPORT.c.id)
-            .where(BATCH.c.producer_id == producer_id, HANDLED.c.report_id.is_(None))
-            .order_by(REPORT.c.id.desc())
+            .where(HANDLED.c.report_id.is_(None))
+            .cte("open_reports")
+            .prefix_with("MATERIALIZED")
+        )
+        reports = conn.execute(
+            select(
+                open_reports.c.id,
+                open_reports.c.serial,
+                open_reports.c.created_at,
+                BATCH.c.id.label("batch"),
+            )
+            .join(LABEL_SERIAL, LABEL_SERIAL.c.serial == open_reports.c.serial)
+            .join(BATCH, BATCH.c.id == LABEL_SERIAL.c.batch_id)
+            .where(BATCH.c.producer_id == producer_id)
+            .order_by(open_reports.c.id.desc())
             .limit(RECENT)
         ).all()
         since = (today - timedelta(days=29)).isoformat()
