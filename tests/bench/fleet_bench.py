@@ -112,19 +112,28 @@ def _appender(job: tuple[list[str], str, str, float]) -> tuple[int, int]:
     bases, bearer, tag, seconds = job
     done = errors = 0
     clients = [
-        httpx.Client(base_url=b, timeout=60, headers={"Authorization": bearer}) for b in bases
+        httpx.Client(base_url=b, timeout=30, headers={"Authorization": bearer}) for b in bases
     ]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         body = {**BATCH, "id": f"{tag}-{done}", "lot": f"{tag.upper()}{done}"}
-        answer = clients[done % len(clients)].post("/api/v1/batches", json=body)
-        if answer.status_code != 201:
-            errors += 1
-            print(f"    append answered {answer.status_code}: {answer.text[:200]}", flush=True)
+        errors += _post(clients[done % len(clients)], "/api/v1/batches", body) != 201
         done += 1
     for client in clients:
         client.close()
     return done, errors
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, object]) -> int:
+    """The answer's status; 0 when none came (a timeout is an error, and the run goes on)."""
+    try:
+        answer = client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        print(f"    {path}: no answer ({exc!r})", flush=True)
+        return 0
+    if answer.status_code != 201:
+        print(f"    {path}: {answer.status_code} {answer.text[:200]}", flush=True)
+    return answer.status_code
 
 
 def _labeller(job: tuple[list[str], str, str, float]) -> tuple[int, int]:
@@ -132,19 +141,15 @@ def _labeller(job: tuple[list[str], str, str, float]) -> tuple[int, int]:
     bases, bearer, tag, seconds = job
     done = errors = 0
     clients = [
-        httpx.Client(base_url=b, timeout=60, headers={"Authorization": bearer}) for b in bases
+        httpx.Client(base_url=b, timeout=30, headers={"Authorization": bearer}) for b in bases
     ]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         client = clients[done % len(clients)]
         batch_id = f"{tag}-{done}"
-        made = client.post("/api/v1/batches", json={**BATCH, "id": batch_id, "lot": batch_id})
-        issued = client.post(f"/api/v1/batches/{batch_id}/labels", json={"count": 10})
-        if (made.status_code, issued.status_code) != (201, 201):
-            errors += 1
-            print(
-                f"    labels answered {made.status_code}, {issued.status_code}: {issued.text[:200]}"
-            )
+        made = _post(client, "/api/v1/batches", {**BATCH, "id": batch_id, "lot": batch_id})
+        issued = _post(client, f"/api/v1/batches/{batch_id}/labels", {"count": 10})
+        errors += (made, issued) != (201, 201)
         done += 1
     for client in clients:
         client.close()
@@ -167,8 +172,8 @@ def mixed_round(fleet: Fleet, seconds: int, folder: Path, round_no: int) -> None
                 for base, script in zip(fleet.bases, scripts, strict=True)
             ]
         scans = [run.result() for run in runs]
-        appends = appended.get(timeout=seconds * 10)
-        labels = labelled.get(timeout=seconds * 10)
+        appends = appended.get()
+        labels = labelled.get()
     fleet.scans.append(
         (sum(s[0] for s in scans), max(s[1] for s in scans), sum(s[2] for s in scans))
     )
