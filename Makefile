@@ -67,7 +67,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python tests/bench/webapp_bench.py --entries 1000000; g=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; h=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/witness_bench.py; j=$$?; \
-	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small; i=$$?; \
+	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small && \
+	PYTHONPATH=tests $(BIN)/python tests/bench/fleet_bench.py; i=$$?; \
 	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; i=0; fi; \
 	exit $$((a | b | c | d | e | f | g | h | i | j))
 
