@@ -385,3 +385,25 @@ def test_every_page_state_has_one_h1_inside_the_status_region(api: Api, lang: st
         assert [h[0] for h in page.headings].count("h1") == 1, target
         head = answer.text.index('role="status"')
         assert head < answer.text.index("<h1") < answer.text.index("</div>", head), target
+
+
+def test_csrf_nonces_are_unique_and_a_forked_child_draws_its_own() -> None:
+    import os
+
+    from ocop_trace import csrf
+
+    seen = {csrf.new_token("k" * 32).partition(".")[0] for _ in range(1000)}
+    assert len(seen) == 1000  # across several blocks of 256
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first nonce, to the parent
+        os.write(writer, csrf.new_token("k" * 32).partition(".")[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(reader, 64).decode()
+    os.close(reader)
+    os.close(writer)
+    mine = csrf.new_token("k" * 32).partition(".")[0]
+    assert len(child) == 24
+    assert child != mine  # the child did not reuse the parent's block
+    assert child not in seen

@@ -19,6 +19,9 @@ class _Nonces:
     """Random nonces from the OS's generator, read in blocks (thread-safe)."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self._lock = threading.Lock()
         self._block = b""
         self._at = 0
@@ -33,8 +36,9 @@ class _Nonces:
 
 
 _nonces = _Nonces()
-# A forked worker must never hand out the nonces its parent drew.
-os.register_at_fork(after_in_child=lambda: setattr(_nonces, "_block", b""))
+# A forked worker must never hand out the nonces its parent drew, nor inherit the lock
+# held by a thread that does not exist in the child: it starts afresh.
+os.register_at_fork(after_in_child=lambda: _nonces.reset())
 
 
 def new_token(secret: str) -> str:
