@@ -49,7 +49,6 @@ def N_(key: str) -> str:  # gettext's name for "mark now, translate later"
 
 
 @lru_cache(maxsize=1024)
-@lru_cache(maxsize=1024)  # on every scan; browsers send a handful of distinct headers
 def pick_language(query: str | None, accept_language: str | None) -> str:
     """`?lang=` wins, then the first supported language in Accept-Language, then Vietnamese."""
     if query in LANGUAGES:
