@@ -107,13 +107,15 @@ def label_paths(settings: Settings, batches: int, per_batch: int) -> list[str]:
     return paths
 
 
+def _clients(bases: list[str], bearer: str) -> list[httpx.Client]:
+    return [httpx.Client(base_url=b, timeout=30, headers={"Authorization": bearer}) for b in bases]
+
+
 def _appender(job: tuple[list[str], str, str, float]) -> tuple[int, int]:
     """Register batches round-robin over the servers for `seconds`: (answers, errors)."""
     bases, bearer, tag, seconds = job
     done = errors = 0
-    clients = [
-        httpx.Client(base_url=b, timeout=30, headers={"Authorization": bearer}) for b in bases
-    ]
+    clients = _clients(bases, bearer)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         body = {**BATCH, "id": f"{tag}-{done}", "lot": f"{tag.upper()}{done}"}
@@ -140,9 +142,7 @@ def _labeller(job: tuple[list[str], str, str, float]) -> tuple[int, int]:
     """Register a batch and issue it 10 labels, in turn on each server, for `seconds`."""
     bases, bearer, tag, seconds = job
     done = errors = 0
-    clients = [
-        httpx.Client(base_url=b, timeout=30, headers={"Authorization": bearer}) for b in bases
-    ]
+    clients = _clients(bases, bearer)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         client = clients[done % len(clients)]

@@ -51,6 +51,7 @@ from ocop_trace.webapp.session import Form, Staff, go, new_key, once, read_form,
 router = APIRouter(prefix="/app", include_in_schema=False)
 RECENT = 10
 MAX_INPUT_CHOICES = 50
+MAX_RECALL_REASON = 500  # the recall statement's own limit (models: reason max_length)
 # Label stocks: the sheet each one is, as LabelIssue and labels.render_pdf_sheet take it.
 STOCKS: dict[str, dict[str, Any]] = {
     "a4-3x7": {"label_width_mm": 63.5, "label_height_mm": 38.1, "columns": 3, "rows": 7},
@@ -463,16 +464,10 @@ def _recall(request: Request, who: Staff, batch_id: str, form: Form | None) -> R
     with service.engine.connect() as conn:
         batch = _own_batch(conn, who, batch_id)
         downstream = _downstream(conn, batch_id)
-    errors: dict[str, str] = {}
     reason = form.get("reason") if form else ""
+    errors = _reason_errors(lang, form, reason, MAX_RECALL_REASON) if form is not None else {}
     confirming = False
     if form is not None:
-        if not form.fresh:
-            errors[FORM] = i18n.t(lang, "app.error.expired")
-        if len(reason) < 3:
-            errors["reason"] = i18n.t(lang, "app.error.too_short", min=3, max="", rule="")
-        elif len(reason) > 500:
-            errors["reason"] = i18n.t(lang, "app.error.too_long", min="", max=500, rule="")
         if not errors and form.get("confirm") == "yes":
 
             def run() -> str:
@@ -607,14 +602,15 @@ async def void_labels(request: Request, set_id: int) -> Response:
     return await run_in_threadpool(_void, request, who, set_id, form)
 
 
-def _void_errors(lang: str, form: Form, reason: str) -> dict[str, str]:
+def _reason_errors(lang: str, form: Form, reason: str, longest: int) -> dict[str, str]:
+    """A recall's or a void's form: still fresh, and a reason of 3 to `longest` characters."""
     errors: dict[str, str] = {}
     if not form.fresh:
         errors[FORM] = i18n.t(lang, "app.error.expired")
     if len(reason) < 3:
         errors["reason"] = i18n.t(lang, "app.error.too_short", min=3, max="", rule="")
-    elif len(reason) > MAX_VOID_REASON:
-        errors["reason"] = i18n.t(lang, "app.error.too_long", min="", max=MAX_VOID_REASON, rule="")
+    elif len(reason) > longest:
+        errors["reason"] = i18n.t(lang, "app.error.too_long", min="", max=longest, rule="")
     return errors
 
 
@@ -625,7 +621,7 @@ def _void(request: Request, who: Staff, set_id: int, form: Form | None) -> Respo
     with service.engine.connect() as conn:
         found = _own_set(conn, who, set_id)
     reason = form.get("reason") if form else ""
-    errors = _void_errors(lang, form, reason) if form is not None else {}
+    errors = _reason_errors(lang, form, reason, MAX_VOID_REASON) if form is not None else {}
     confirming = False
     if form is not None:
         if not errors and form.get("confirm") == "yes":
