@@ -59,16 +59,18 @@ COSIGNATURE = LedgerCosignatureRow.__table__  # type: ignore[attr-defined]
 LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD, COSIGNATURE]
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for a SQLite file (WAL, fully synchronous) or a PostgreSQL URL."""
+def open_engine(url: str, connections: int = 48) -> Engine:
+    """An engine for a SQLite file (WAL, fully synchronous) or a PostgreSQL URL that holds at
+    most `connections` PostgreSQL connections at once."""
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         # A request may hold one connection while a helper takes a second; a pool that can
         # run dry while every holder waits for another would deadlock. SQLite connections
-        # are cheap file handles, so that pool never runs dry; a PostgreSQL pool is sized
-        # above the number of threads an app worker runs (see ocop_trace.app).
+        # are cheap file handles, so that pool never runs dry; a PostgreSQL pool is a budget
+        # (the server's max_connections is shared by every process), and an app worker runs
+        # half as many threads (Settings.request_threads).
         if parsed.get_backend_name() == "sqlite":
             _create_private(parsed.database)
             engine = create_engine(
@@ -82,7 +84,11 @@ def open_engine(url: str) -> Engine:
             )
             _configure_sqlite(engine)
             return engine
-        return create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=40)
+        # No overflow: connections past the pool were closed on return and reopened on the
+        # next burst, and a fleet could open more than the server admits.
+        return create_engine(
+            parsed, pool_pre_ping=True, pool_size=connections, max_overflow=0, pool_timeout=30
+        )
     except ArgumentError:  # NoSuchModuleError (an unknown database kind) is one too
         raise LedgerError(
             "not a database URL this service can use",

@@ -323,10 +323,8 @@ def test_a_new_serial_of_a_cached_batch_reads_only_its_own_facts(api: Api) -> No
 def test_the_pool_outlasts_every_worker_thread_holding_two_connections(api: Api) -> None:
     # A request holds a connection and a helper may take a second: if the pool could run
     # dry with every worker thread holding one, they would all wait for ever.
-    from ocop_trace.background import THREADS
-
     engine = api.service.engine
-    wanted = THREADS + 8  # the app's worker threads, the background tasks' threads, spare
+    wanted = api.settings.request_threads * 2  # every worker thread holding two
     opened: list[Any] = []
 
     def open_all() -> None:

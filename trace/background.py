@@ -18,14 +18,14 @@ from ledger.store import refresh_statistics
 from ocop_trace.witness.client import WitnessClient
 
 log = logging.getLogger("ocop_trace")
-# Fewer worker threads than pooled database connections (see ledger.store.open_engine).
-THREADS = 24
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     state = app.state
+    # Within the connection budget (Settings.request_threads); the tasks below run their
+    # blocking part through the same limiter, so they count against it too.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = state.settings.request_threads
     engine = state.service.engine
     rounds = [
         # Sign a checkpoint every few seconds while the ledger grows (DESIGN.md), so the
@@ -76,6 +76,6 @@ async def _every(what: str, seconds: float, work: Callable[[], object]) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            await asyncio.to_thread(work)
+            await anyio.to_thread.run_sync(work)
         except Exception:  # logged; the next round tries again
             log.exception("%s failed", what)

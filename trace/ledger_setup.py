@@ -59,7 +59,7 @@ def open_store(
     if signing and ledger_file.exists():
         signer = NoteSigner(settings.origin, load_key(settings, LEDGER_KEY_FILE))
     return LedgerStore(
-        open_engine(settings.database_url),
+        open_engine(settings.database_url, settings.database_connections),
         origin=settings.origin,
         root_key_id=root_key or root_key_id(settings),
         signer=signer,

@@ -38,6 +38,6 @@ def public_reads(settings: Settings, primary: Witnessing) -> PublicReads:
     pool, each read in one snapshot."""
     store = primary.store
     url = settings.read_database_url
-    engine = open_engine(url) if url else store.engine
+    engine = open_engine(url, settings.database_connections) if url else store.engine
     reader = LedgerStore(one_snapshot(engine), origin=store.origin, root_key_id=store.root_key_id)
     return PublicReads(reader, Witnessing(reader, primary.policy), url is not None)

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
         description="A read replica of database_url (postgresql://USER@HOST/DB): public "
         "reads (scan pages, proofs, tiles, /checkpoint) go there, writes stay on the primary.",
     )
+    database_connections: int = Field(
+        default=48,
+        ge=4,
+        le=1000,
+        description="Database connections one server process may hold, never more; it runs "
+        "about half as many request threads (a thread may hold two). A fleet needs servers "
+        "x workers x this within PostgreSQL's max_connections (docs/deploy.md).",
+    )
     origin: str = Field(
         default="ocop-trace.local/ledger",
         description="The checkpoint origin line, and the ledger key's name in signed notes.",
@@ -107,6 +115,14 @@ class Settings(BaseSettings):
         if self.metrics_token is None:
             return None
         return self.metrics_token.get_secret_value() or None
+
+    @property
+    def request_threads(self) -> int:
+        """Threads a server process runs blocking work in, and requests that may hold a
+        connection across awaits (api.deps.get_connection). A thread that waits for a
+        connection holds at most one, so with S holding requests and T threads all waiting,
+        S + T connections are taken: a pool of S + T + 1 always has one left."""
+        return (self.database_connections - 1) // 2
 
     @property
     def is_development(self) -> bool:

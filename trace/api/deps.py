@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -32,9 +33,28 @@ async def get_service(request: Request) -> TraceService:
 ServiceDep = Annotated[TraceService, Depends(get_service)]
 
 
-def get_connection(service: ServiceDep) -> Iterator[Connection]:
-    with service.engine.connect() as conn:
-        yield conn
+async def get_connection(request: Request, service: ServiceDep) -> AsyncIterator[Connection]:
+    """A connection held for the whole request, across its awaits. At most as many requests
+    hold one as the process runs threads, so a thread waiting for a connection always finds
+    one free (the budget's arithmetic: Settings.request_threads)."""
+    async with _holders(request):
+        conn = await run_in_threadpool(service.engine.connect)
+        try:
+            yield conn
+        finally:
+            await run_in_threadpool(conn.close)
+
+
+def _holders(request: Request) -> asyncio.Semaphore:
+    # One per event loop: a semaphore is bound to the loop that first waits on it, and
+    # in-process test clients run each request in a loop of its own.
+    loop, state = asyncio.get_running_loop(), request.app.state
+    found: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
+        state, "holders", None
+    )
+    if found is None or found[0] is not loop:
+        found = state.holders = (loop, asyncio.Semaphore(state.settings.request_threads))
+    return found[1]
 
 
 ConnDep = Annotated[Connection, Depends(get_connection)]

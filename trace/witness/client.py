@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio.to_thread
 import httpx
 
 from ledger.errors import LedgerError
@@ -101,7 +102,7 @@ class WitnessClient:
                 # It holds a larger tree than the log's latest checkpoint: the log went back.
                 log.error("witness %s holds size %d > checkpoint %d", witness.name, old, size)
                 return None
-            proof = await asyncio.to_thread(self._proof, old, size)
+            proof = await anyio.to_thread.run_sync(self._proof, old, size)
             if proof is None:
                 return None
             answer = await self._post(http, witness, old, proof, note)
@@ -187,7 +188,7 @@ class WitnessClient:
         name = cosignature.witness.name
         self.cosigned[name] = max(self.cosigned[name], cosignature.size)
         if self.on_cosignature is not None:
-            await asyncio.to_thread(self.on_cosignature, cosignature)
+            await anyio.to_thread.run_sync(self.on_cosignature, cosignature)
 
     # -- in the background ----------------------------------------------------------------
     def notify(self) -> None:
@@ -232,7 +233,7 @@ class WitnessClient:
 
     async def _round(self, http: httpx.AsyncClient, witness: PolicyWitness) -> bool:
         """False if the witness refused the latest checkpoint (so the loop backs off)."""
-        note = await asyncio.to_thread(self.source.latest_checkpoint)
+        note = await anyio.to_thread.run_sync(self.source.latest_checkpoint)
         if (
             note is None
             or parse_checkpoint(split_note(note)[0]).size <= self.cosigned[witness.name]
