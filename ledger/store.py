@@ -375,6 +375,19 @@ class LedgerStore:
             ).all()
         return [(int(r.idx), str(r.kind)) for r in rows]
 
+    def touched(
+        self, start: int, stop: int, conn: Connection | None = None
+    ) -> list[tuple[str, str | None]]:
+        """(kind, subject) of the entries from `start` to `stop` (exclusive): what a cache of
+        things built from the ledger drops when the ledger grows."""
+        with self.reading(conn) as c:
+            rows = c.execute(
+                select(ENTRY.c.kind, ENTRY.c.subject).where(
+                    ENTRY.c.idx >= start, ENTRY.c.idx < stop
+                )
+            ).all()
+        return [(str(r.kind), r.subject) for r in rows]
+
     def subjects(self, start: int = 0, page: int = 2000) -> Iterator[tuple[int, str | None]]:
         """(index, subject) of every entry from `start`, in order, a page at a time."""
         after = start - 1

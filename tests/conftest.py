@@ -139,6 +139,7 @@ def open_api(db_url: str, key_dir: Path) -> Api:
         key_dir=key_dir,
         checkpoint_interval=3600,
         page_cache_seconds=0,
+        page_checkpoint_seconds=0,
     )
     init_ledger(settings)
     service = open_service(settings)

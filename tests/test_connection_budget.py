@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import ValidationError
 from pages import GTIN
+from pydantic import ValidationError
 from servers import seed, serving
 from sqlalchemy import create_engine, make_url, text
 from support import PRODUCT
@@ -51,9 +51,12 @@ def test_a_burst_waits_for_the_budget_instead_of_opening_more(
         sampler = threading.Thread(target=watch)
         sampler.start()
         try:
-            with httpx.Client(base_url=base, timeout=60, headers={"Accept": "text/html"}) as client:
-                with ThreadPoolExecutor(max_workers=24) as pool:
-                    statuses = list(pool.map(lambda p: client.get(p).status_code, paths))
+            html = {"Accept": "text/html"}
+            with (
+                httpx.Client(base_url=base, timeout=60, headers=html) as client,
+                ThreadPoolExecutor(max_workers=24) as pool,
+            ):
+                statuses = list(pool.map(lambda p: client.get(p).status_code, paths))
         finally:
             done.set()
             sampler.join()

@@ -68,7 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.public = public = public_reads(settings, app.state.witnessing)
     app.state.evidence = Evidence(public.store, public.witnessing)
     app.state.pages = ScanPages(
-        public.witnessing, settings.page_cache_seconds, settings.page_cache_size
+        public.witnessing,
+        settings.page_cache_seconds,
+        settings.page_cache_size,
+        settings.page_checkpoint_seconds,
     )
     app.state.report_limiter = reports.RateLimiter(reports.REPORTS_PER_HOUR)
     app.state.sign_in = SignIn(

@@ -69,6 +69,8 @@ class ScanView:
     inspections: list[dict[str, Any]]
     checks: list[Check]
     checkpoint: dict[str, Any] | None  # {"size", "short_root", "at"}
+    # The ledger subjects its facts were read from: an entry about any of them changes it.
+    subjects: frozenset[str] = frozenset()
     mismatch: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -93,6 +95,7 @@ class _Checker:
         self.pages = evidence.witnessing.checkpoint(conn)
         self.note = self.pages.note
         self.checks: list[Check] = []
+        self.subjects: set[str] = set()  # every subject whose entries were asked for
 
     def check(
         self,
@@ -148,6 +151,7 @@ class _Checker:
         self.checks.append(Check(part, index, "", Proof(False), (problem,)))
 
     def about(self, subject: str, kind: str) -> list[int]:
+        self.subjects.add(subject)
         return self.evidence.about(self.conn, subject, [kind])
 
     def checkpoint(self) -> dict[str, Any] | None:
@@ -186,6 +190,9 @@ def view(
     c.check_updated("product", product.entry_index, shown_product, product.id)
     c.check_updated("producer", producer_row.entry_index, producer, producer_row.id)
     rating = _rating(c, product.id, today)
+    c.subjects |= {f"product:{product.id}", f"producer:{producer_row.id}"}
+    if batch is not None:
+        c.subjects.add(f"batch:{batch.id}")
     return ScanView(
         product=shown_product,
         producer=producer,
@@ -196,6 +203,7 @@ def view(
         inspections=inspections,
         checks=c.checks,
         checkpoint=c.checkpoint(),
+        subjects=frozenset(c.subjects),
     )
 
 

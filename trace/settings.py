@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         description="How long a cached scan page or /checkpoint may lag behind the ledger "
         "(0: never)",
     )
+    page_checkpoint_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long a cached scan page may go on naming an older checkpoint while "
+        "entries about other products arrive (0: rebuilt at each new checkpoint or "
+        "cosignature); an entry about what the page shows rebuilds it at once",
+    )
     page_cache_size: int = Field(
         default=2048, ge=0, le=1_000_000, description="Rendered scan pages kept per worker"
     )

@@ -42,7 +42,7 @@ from scale import grow
 from scan_bench import lua_script, wrk
 from servers import seed, serving, token
 from serving import database, result
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select, text
 from support import BATCH, PRODUCER
 
 from ocop_trace.accounts import Principal
@@ -210,10 +210,25 @@ def _wrk(base: str, seconds: int, connections: int, script: Path) -> Iterator[_R
 
 
 @contextmanager
-def fleet(label: str, settings: Settings, paths: list[str]) -> Iterator[Fleet]:
+def fleet(label: str, settings: Settings, paths: list[str], budget: int) -> Iterator[Fleet]:
     with ExitStack() as stack:
-        bases = [stack.enter_context(serving(settings, workers=2)) for _ in range(SERVERS)]
+        bases = [
+            stack.enter_context(
+                serving(settings, workers=2, TRACE_DATABASE_CONNECTIONS=str(budget))
+            )
+            for _ in range(SERVERS)
+        ]
         yield Fleet(label, settings, bases, paths)
+
+
+def connection_budget(url: str, processes: int) -> int:
+    """Each server process's share of PostgreSQL's max_connections (docs/deploy.md), less
+    the superusers' reserve and what the load generator and verifier open themselves."""
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    with engine.connect() as conn:
+        limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+    engine.dispose()
+    return max(4, (limit - 3 - 12) // processes)
 
 
 def verify_no_fork(settings: Settings, trusted: Path) -> bool:
@@ -261,9 +276,15 @@ def main() -> int:
         small = build(small_url, small_dir, SMALL, SMALL * 2)
         large = build(large_url, large_dir, args.entries, args.serials)
         fleets = []
+        budget = connection_budget(small_url, 2 * SERVERS * 2)
+        print(
+            f"each of the {2 * SERVERS * 2} server processes holds at most {budget} "
+            "database connections",
+            flush=True,
+        )
         for label, settings in (("small", small), ("large", large)):
             paths = label_paths(settings, 100, 20)
-            fleet_ = stack.enter_context(fleet(label, settings, paths))
+            fleet_ = stack.enter_context(fleet(label, settings, paths, budget))
             fleet_.store = store_rate(
                 settings.database_url, 300, settings, f"s{time.time_ns() % 10**8}"
             )

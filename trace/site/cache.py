@@ -1,18 +1,32 @@
-"""Rendered scan pages kept per product or batch and language, for one state of the ledger.
+"""Rendered scan pages, and serials' checks, kept until an entry about what they show arrives.
 
-A page depends only on the ledger (through its projection), the language and the date
-(certificate status), so it is cached under the ledger's generation: its size, the size
-of its latest checkpoint and the number of cosignatures held. A new entry, checkpoint or
-cosignature starts a new generation. The generation
-is read at most every `max_age` seconds (0: on every scan), so a page lags the ledger by
-at most that long. What differs per scan (the verdict, which a copy warning or the serial
-can change; the serial's proof; the form's token) is filled into holes on every request.
+A page depends on the ledger through the subjects its facts were read from (its batch and
+the batches it was made from, its product, producer and ratings; `ScanView.subjects`), on
+the language and on the date (certificate status). So it is kept until the ledger gains an
+entry about one of those subjects, not until the ledger gains any entry: nationally, entries
+arrive every second, and a page rebuilt on each of them was never served from the cache.
+
+    read_generation()  every `max_age` seconds (0: on every scan), off the event loop:
+        the ledger's size, latest checkpoint and cosignatures; the (kind, subject) of
+        each entry since the last read; drops what those touch (everything, for an entry
+        with no subject, such as a key's registration, or for too many entries at once)
+    keep(key, page)    refused when an entry the builder may not have seen touches it
+    page(key)          on the event loop: a lookup, no database
+
+A page names the checkpoint its proofs were checked against. When only the checkpoint or
+its cosignatures move, the page is still true of that checkpoint; it is rebuilt once it is
+older than `checkpoint_age` seconds (0: at once), so what it says of the newest checkpoint
+and its witnesses lags by at most that. What differs per scan (the verdict, which a copy
+warning or the serial can change; the serial's proof; the form's token) is filled into
+holes on every request.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Hashable
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -24,6 +38,10 @@ from ocop_trace.verdict import Findings
 from ocop_trace.witnessing import Witnessing
 
 Generation = tuple[int, int, int]  # ledger size, latest checkpoint, cosignatures held
+# Past this many new entries in one read, dropping everything is cheaper than reading them.
+MAX_TOUCHED = 10_000
+# Reads remembered to vet what a builder kept from an older snapshot (one read a second).
+STEPS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +52,96 @@ class Page:
     base: Findings  # the verdict's facts that are the same for every scan of it
     reason: str  # a recall's or revocation's reason, for the verdict box
     producer: str
+    subjects: frozenset[str] = frozenset()  # what an entry must be about to change it
+    named: tuple[int, int] = (-1, 0)  # the checkpoint it names, and its cosignatures
+    built_at: float = 0.0  # time.monotonic()
+
+
+class Kept:
+    """Values under keys, each with the subjects it was built from; least recently used
+    first out; `drop` removes every value built from a subject an entry touched."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: OrderedDict[Hashable, tuple[object, frozenset[str]]] = OrderedDict()
+        self._by_subject: dict[str, set[Hashable]] = {}
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def peek(self, key: Hashable) -> object | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: Hashable, value: object, subjects: frozenset[str]) -> None:
+        with self._lock:
+            if self._maxsize <= 0:
+                return
+            self._forget(key)
+            self._items[key] = (value, subjects)
+            for subject in subjects:
+                self._by_subject.setdefault(subject, set()).add(key)
+            while len(self._items) > self._maxsize:
+                self._forget(next(iter(self._items)))
+
+    def drop(self, touched: Iterable[str]) -> None:
+        with self._lock:
+            for subject in touched:
+                for key in self._by_subject.get(subject, set()).copy():
+                    self._forget(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._by_subject.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _forget(self, key: Hashable) -> None:
+        found = self._items.pop(key, None)
+        if found is None:
+            return
+        for subject in found[1]:
+            keys = self._by_subject.get(subject)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_subject[subject]
+
+
+def touches(kind: str, subject: str | None) -> frozenset[str] | None:
+    """What an entry changes for the cache: its subject and its kind (a GTIN or lot page
+    depends on every batch registration); None: anything (a key's entry has no subject)."""
+    return None if subject is None else frozenset((subject, f"kind:{kind}"))
 
 
 class ScanPages:
-    def __init__(self, witnessing: Witnessing, max_age: float, maxsize: int = 2048) -> None:
+    def __init__(
+        self,
+        witnessing: Witnessing,
+        max_age: float,
+        maxsize: int = 2048,
+        checkpoint_age: float = 60.0,
+    ) -> None:
         self.witnessing = witnessing
         self.store = witnessing.store
         self.max_age = max_age
-        self._pages = Lru(maxsize)
+        self.checkpoint_age = checkpoint_age
+        self._pages = Kept(maxsize)
+        self._serials = Kept(65_536)  # serial -> its check
         # A serial is issued once for one batch and never moves.
         self._batches = Lru(65_536)
-        self._serials = Lru(65_536)  # (generation, serial) -> its check
         self._generation: Generation | None = None
         self._read_at = 0.0
+        self._reading = threading.Lock()  # one reader at a time: sizes only move forward
+        # Held while a read drops what it touched, and while a builder's result is vetted
+        # and kept, so nothing stale is kept between the two.
+        self._state = threading.Lock()
+        # (from size, to size, subjects touched or None for everything) of recent reads.
+        self._steps: deque[tuple[int, int, frozenset[str] | None]] = deque(maxlen=STEPS)
 
     def generation(self) -> Generation | None:
         """The generation last read, if still young enough to trust; None: read it again."""
@@ -55,19 +150,85 @@ class ScanPages:
         return self._generation
 
     def read_generation(self, conn: Connection | None = None) -> Generation:
-        read_at = time.monotonic()
-        with self.store.reading(conn) as c:
-            size, checkpoint = self.store.state(c)
-            self._generation = (size, checkpoint, self.witnessing.received(c))
-        self._read_at = read_at
-        return self._generation
+        """The ledger's state now, dropping what the entries since the last read touch."""
+        with self._reading:
+            fresh = self.generation()
+            if fresh is not None and self.max_age > 0:
+                return fresh  # read by another thread while this one waited
+            read_at = time.monotonic()
+            before = self._generation[0] if self._generation is not None else None
+            touched: frozenset[str] | None = frozenset()
+            with self.store.reading(conn) as c:
+                size, checkpoint = self.store.state(c)
+                cosignatures = self.witnessing.received(c)
+                if before is not None and size > before:
+                    touched = self._touched(c, before, size)
+            with self._state:
+                if before is not None and size > before:
+                    if touched is None:
+                        self._pages.clear()
+                        self._serials.clear()
+                    else:
+                        self._pages.drop(touched)
+                        self._serials.drop(touched)
+                    self._steps.append((before, size, touched))
+                self._generation = (size, checkpoint, cosignatures)
+            self._read_at = read_at
+            return self._generation
+
+    def _touched(self, conn: Connection, before: int, size: int) -> frozenset[str] | None:
+        if size - before > MAX_TOUCHED:
+            return None
+        touched: set[str] = set()
+        for kind, subject in self.store.touched(before, size, conn):
+            found = touches(kind, subject)
+            if found is None:
+                return None
+            touched |= found
+        return frozenset(touched)
+
+    def fresh(self, page: Page, generation: Generation) -> bool:
+        """Whether a kept page may still be served: it names the newest checkpoint, or has
+        named an older one for less than `checkpoint_age` seconds."""
+        return page.named == generation[1:] or (
+            time.monotonic() - page.built_at < self.checkpoint_age
+        )
 
     def page(self, key: Hashable) -> Page | None:
-        found: Page | None = self._pages.peek(key)
-        return found
+        found = self._pages.peek(key)
+        return found if isinstance(found, Page) else None
 
-    def keep(self, key: Hashable, page: Page) -> None:
-        self._pages.put(key, page)
+    def keep(self, key: Hashable, page: Page, built: int) -> None:
+        """Keep a page built from a snapshot of at least `built` entries, unless an entry
+        read since then (which its builder may not have seen) touches it."""
+        with self._state:
+            if not self._missed(page.subjects, built):
+                self._pages.put(key, page, page.subjects)
+
+    def serial_check(self, serial: str) -> SerialCheck | None:
+        found = self._serials.peek(serial)
+        return found if isinstance(found, SerialCheck) else None
+
+    def keep_serial_check(
+        self, serial: str, check: SerialCheck, subjects: frozenset[str], built: int
+    ) -> None:
+        with self._state:
+            if not self._missed(subjects, built):
+                self._serials.put(serial, check, subjects)
+
+    def _missed(self, subjects: frozenset[str], built: int) -> bool:
+        """Whether an entry read since a snapshot of `built` entries touches these (called
+        with `_state` held)."""
+        known = self._generation[0] if self._generation is not None else built
+        if built >= known:
+            return False
+        if not self._steps or self._steps[0][0] > built:
+            return True  # older than anything remembered: not kept
+        return any(
+            touched is None or not subjects.isdisjoint(touched)
+            for _, stop, touched in self._steps
+            if stop > built
+        )
 
     def batch_of(self, serial: str) -> str | None:
         batch_id: str | None = self._batches.peek(serial)
@@ -75,10 +236,3 @@ class ScanPages:
 
     def remember(self, serial: str, batch_id: str) -> None:
         self._batches.put(serial, batch_id)
-
-    def serial_check(self, generation: Generation, serial: str) -> SerialCheck | None:
-        found: SerialCheck | None = self._serials.peek((generation, serial))
-        return found
-
-    def keep_serial_check(self, generation: Generation, serial: str, check: SerialCheck) -> None:
-        self._serials.put((generation, serial), check)

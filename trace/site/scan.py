@@ -12,6 +12,7 @@ The same URL answers a browser with the page and anything else through the JSON 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
@@ -235,10 +236,10 @@ async def _page(request: Request, target: Target) -> Response:
         generation = await run_in_threadpool(cache.read_generation)
     signed = "s" in request.query_params  # an offline signature: checked on every scan
     if not signed and request.method in ("GET", "HEAD"):
-        key = _key(cache, generation, target, language(request))
-        page = cache.page(key) if key is not None else None
+        key = _key(cache, target, language(request))
+        page = _kept(cache, key, generation)
         if page is not None:
-            check = cache.serial_check(generation, target.serial) if target.serial else None
+            check = cache.serial_check(target.serial) if target.serial else None
             if target.serial is None or check is not None:
                 copied = await scanning.copied(request, target.serial)
                 return _fill(request, page, target, check, copied, None)
@@ -251,11 +252,16 @@ async def _page(request: Request, target: Target) -> Response:
     return await run_in_threadpool(_build, request, target, generation)
 
 
-def _key(cache: ScanPages, generation: Generation, target: Target, lang: str) -> Any:
+def _key(cache: ScanPages, target: Target, lang: str) -> Any:
     batch = target.batch_id or (cache.batch_of(target.serial) if target.serial else None)
     if target.serial is not None and batch is None:
         return None  # not seen by this process yet: built (and remembered) the long way
-    return (generation, batch, target.serial is not None, target.gtin, target.lot, lang, _today())
+    return (batch, target.serial is not None, target.gtin, target.lot, lang, _today())
+
+
+def _kept(cache: ScanPages, key: Any, generation: Generation) -> Page | None:
+    page = cache.page(key) if key is not None else None
+    return page if page is not None and cache.fresh(page, generation) else None
 
 
 def _today() -> date:
@@ -273,21 +279,27 @@ def _serial_only(request: Request, target: Target, generation: Generation) -> Re
         if batch_id is None:
             return None  # unknown: the build answers with its 404 page
         cache.remember(serial, batch_id)
-        key = _key(cache, generation, target, language(request))
-        page = cache.page(key) if key is not None else None
+        page = _kept(cache, _key(cache, target, language(request)), generation)
         if page is None:
             return None
         try:
             check = serial_check(conn, request.app.state.evidence, serial, batch_id)
         except NotFound as exc:  # voided: its batch's page is cached, the code is not valid
             return error_page(request, 404, exc, serial)
-    cache.keep_serial_check(generation, serial, check)
+    _keep_check(cache, serial, check, generation)
     copied = scanning.copied_now(request, serial)  # a known serial: counted
     return _fill(request, page, target, check, copied, None)
 
 
+def _keep_check(cache: ScanPages, serial: str, check: SerialCheck, generation: Generation) -> None:
+    # A serial's check changes only when its label set is voided.
+    cache.keep_serial_check(
+        serial, check, frozenset({f"label_set:{check.set_index}"}), generation[0]
+    )
+
+
 def _build(request: Request, target: Target, generation: Generation) -> Response:
-    """The page from the database, kept for the next scans of this ledger state."""
+    """The page from the database, kept until an entry about what it shows arrives."""
     cache: ScanPages = request.app.state.pages
     lang = language(request)
     evidence: Evidence = request.app.state.evidence
@@ -305,19 +317,25 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
         scan = view(conn, evidence, product, batch, _today())
         signature = scanning.signature(request, conn, product.producer_id)
     copied = scanning.copied_now(request, target.serial)  # a known serial: counted
-    page = _render(request, lang, scan, target, signature)
+    page = _render(request, lang, scan, target, signature, generation)
     if target.serial is not None and batch is not None:
         cache.remember(target.serial, batch.id)
         if check is not None:
-            cache.keep_serial_check(generation, target.serial, check)
-    key = _key(cache, generation, target, lang)
+            _keep_check(cache, target.serial, check, generation)
+    key = _key(cache, target, lang)
     if key is not None and signature is None:
-        cache.keep(key, page)
+        # The snapshot holds at least the generation's entries: vetted against those since.
+        cache.keep(key, page, generation[0])
     return _fill(request, page, target, check, copied, signature)
 
 
 def _render(
-    request: Request, lang: str, scan: ScanView, target: Target, signature: str | None
+    request: Request,
+    lang: str,
+    scan: ScanView,
+    target: Target,
+    signature: str | None,
+    generation: Generation,
 ) -> Page:
     product, producer, batch, rating = scan.product, scan.producer, scan.batch, scan.rating
     certified, current = producer["address_certified"], producer["address_current"]
@@ -361,7 +379,18 @@ def _render(
         or "DEMO" in (rating or {}).get("certificate_no", ""),
     )
     reason = (scan.recall or {}).get("reason") or (rating or {}).get("revoked_reason") or ""
-    return Page(rendered, base_findings(scan), reason, producer["name"])
+    # A GTIN or lot link shows whichever batch matches: any batch registration may change it.
+    product_link = target.serial is None and target.batch_id is None
+    subjects = scan.subjects | ({"kind:batch.registered"} if product_link else set())
+    return Page(
+        rendered,
+        base_findings(scan),
+        reason,
+        producer["name"],
+        frozenset(subjects),
+        (generation[1], generation[2]),
+        time.monotonic(),
+    )
 
 
 def checks_summary(lang: str, checks: list[Check], checkpoint: dict[str, Any] | None) -> str:

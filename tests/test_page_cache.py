@@ -1,0 +1,153 @@
+"""Scan pages are kept until an entry about what they show arrives (site/cache.py).
+
+Nationally the ledger gains entries every second; a page rebuilt on every one of them was
+never served from the cache (the fleet benchmark, docs/performance.md). Each test scans,
+changes the ledger, and counts what the next scan reads from the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from pages import link, scan
+from sqlalchemy import event, text
+from support import BATCH, EVENT, PRODUCER, Api, issue_labels, issued_serials
+
+from ocop_trace.app import create_app
+from ocop_trace.site.cache import MAX_TOUCHED, ScanPages
+
+
+@contextmanager
+def reads(api: Api) -> Iterator[list[str]]:
+    """The SQL statements the public side runs inside the block."""
+    seen: list[str] = []
+    engine = api.client.app.state.public.store.engine
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def rebuilt(statements: list[str]) -> bool:
+    return any("FROM product" in s for s in statements)
+
+
+def other_batch(api: Api, batch_id: str = "mien-2026-009") -> None:
+    answer = api.post("/api/v1/batches", {**BATCH, "id": batch_id, "lot": "L2609"}, "producer")
+    assert answer.status_code == 201, answer.text
+    event_ = {**EVENT, "batch_id": batch_id}
+    assert api.post(f"/api/v1/batches/{batch_id}/events", event_, "producer").status_code == 201
+
+
+def test_a_page_outlives_entries_about_other_batches(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    assert scan(api, path)[1].verdict == "genuine"
+    other_batch(api)
+    with reads(api) as seen:
+        _, page, _ = scan(api, path)
+    assert page.verdict == "genuine"
+    # The ledger's state and the new entries' subjects, nothing of the page itself.
+    assert not rebuilt(seen), seen
+    assert len([s for s in seen if s != "BEGIN"]) <= 3, seen
+
+
+def test_an_entry_about_the_page_rebuilds_it_at_once(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    before = scan(api, path)[1]
+    place = "Xưởng đóng gói Tài Hoan, Hà Nội"
+    event_ = {**EVENT, "biz_step": "shipping", "place": place}
+    assert api.post("/api/v1/batches/mien-2026-001/events", event_, "producer").status_code == 201
+    with reads(api) as seen:
+        _, after, answer = scan(api, path)
+    assert rebuilt(seen)
+    assert place in answer.text
+    assert place not in str(before.fields)
+    assert after.verdict == "genuine"
+
+
+def test_a_revocation_and_an_upstream_recall_reach_cached_pages(api: Api) -> None:
+    issue_labels(api, 1)
+    noodles = {**BATCH, "id": "mien-2026-002", "lot": "L2602", "inputs": ["mien-2026-001"]}
+    assert api.post("/api/v1/batches", noodles, "producer").status_code == 201
+    api.post("/api/v1/batches/mien-2026-002/labels", {"count": 1}, "producer")
+    with api.service.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT batch_id, serial FROM label_serial")).all())
+    downstream = link(rows["mien-2026-002"], "L2602")
+    assert scan(api, downstream)[1].verdict == "genuine"
+    # The recall is about the input batch, not this page's: its lineage names it.
+    api.post("/api/v1/batches/mien-2026-001/recall", {"reason": "nấm mốc"}, "producer")
+    assert scan(api, downstream)[1].verdict == "recalled_upstream"
+    rating = api.client.get("/api/v1/products/mien-dong-tai-hoan/ratings").json()["items"][0]
+    revoke = {"reason": "không tái đánh giá"}
+    assert api.post(f"/api/v1/ratings/{rating['id']}/revoke", revoke, "council").status_code == 201
+    page = scan(api, downstream)[1]
+    assert page.fields["status"] == "revoked"  # the rating's own subject reached the page
+
+
+def test_a_key_entry_or_a_flood_of_entries_clears_every_page(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    scan(api, path)
+    # A new producer comes with its custodial key's registration: an entry with no
+    # subject, which may change whose signatures count, so nothing kept is trusted.
+    producer = {**PRODUCER, "id": "htx-moi", "name": "HTX Mới"}
+    assert api.post("/api/v1/producers", producer, "council").status_code == 201
+    with reads(api) as seen:
+        scan(api, path)
+    assert rebuilt(seen)
+    cache: ScanPages = api.client.app.state.pages
+    assert len(cache._pages) == 1
+    # More new entries than are worth reading one by one: everything goes.
+    size = cache.read_generation()[0]
+    cache._generation = (size - MAX_TOUCHED - 1, *cache._generation[1:])  # type: ignore[index]
+    cache.read_generation()
+    assert len(cache._pages) == 0
+
+
+def test_a_page_names_an_older_checkpoint_for_at_most_the_configured_time(api: Api) -> None:
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    api.service.store.publish_checkpoint()
+    keeping = api.settings.model_copy(update={"page_checkpoint_seconds": 3600})
+    patient = Api(TestClient(create_app(keeping)), api.service, api.tokens, keeping)
+    named = scan(patient, path)[1].fields["text:checkpoint"]
+    other_batch(api)
+    api.service.store.publish_checkpoint()
+    # Still true of the checkpoint it names; nothing about its product changed.
+    assert scan(patient, path)[1].fields["text:checkpoint"] == named
+    # With page_checkpoint_seconds=0 (the fixture's) a new checkpoint rebuilds the page.
+    assert scan(api, path)[1].fields["text:checkpoint"] != named
+
+
+def test_a_builder_that_read_an_older_snapshot_keeps_nothing_stale(api: Api) -> None:
+    # A page built from a snapshot taken before a read of the ledger that dropped its
+    # subjects must not be kept: it would show the old facts until the next such entry.
+    issue_labels(api, 1)
+    scan(api, link(issued_serials(api)[0]))
+    cache: ScanPages = api.client.app.state.pages
+    (key,) = list(cache._pages._items)
+    page = cache.page(key)
+    assert page is not None
+    built = cache.read_generation()[0]
+    other_batch(api)
+    cache.read_generation()  # the entries about mien-2026-009 are read and dropped
+    cache._pages.clear()
+    touched = dataclasses.replace(page, subjects=frozenset({"batch:mien-2026-009"}))
+    cache.keep(key, touched, built)
+    assert cache.page(key) is None
+    cache.keep(key, page, built)  # about mien-2026-001 only: nothing since touched it
+    assert cache.page(key) is page
+    cache._pages.clear()
+    cache.keep(key, page, built - 1)  # older than anything the cache remembers
+    assert cache.page(key) is None
