@@ -221,6 +221,12 @@ def test_the_app_voids_a_set_after_confirmation(api: Api) -> None:
     assert confirm.status_code == 200
     assert "Tôi hiểu rằng 3 mã này sẽ không còn hợp lệ." in confirm.text
     assert api.service.store.size() == size  # nothing until confirmed
+    unticked = {**tokens(confirm.text, "void"), "reason": REASON, "step": "confirm"}
+    told = producer.post(action, data=unticked)  # the confirmation sent without its tick
+    assert told.status_code == 422
+    assert field_error(told.text, "confirm") == "Vui lòng đánh dấu ô xác nhận để hủy bộ tem."
+    assert f'name="reason" value="{REASON}"' in told.text  # the reason is kept
+    assert api.service.store.size() == size
     fields = {**tokens(confirm.text, "void"), "reason": REASON, "confirm": "yes"}
     done = producer.post(action, data=fields)
     assert done.status_code == 303

@@ -484,10 +484,12 @@ def _producer_page(
         ).all()
         changes = history(conn, "producer", producer_id)
         product_changes = {p.id: history(conn, "product", p.id) for p in products}
-    shown = values or {
+    # One form's typed values over the others' own: a refused product keeps the producer's.
+    shown = {
         "name": producer.name,
         "contact": producer.contact,
         "product_set": "food.processed_cereals",
+        **(values or {}),
     }
     return render(
         request,

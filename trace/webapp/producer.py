@@ -634,7 +634,9 @@ def _void(request: Request, who: Staff, set_id: int, form: Form | None) -> Respo
                 return go(once(request, who, form, run))
             except ServiceError as exc:
                 errors.update(service_errors(lang, exc, {"reason": "reason"}))
-        confirming = not errors
+        elif not errors and form.get("step") == "confirm":  # the confirmation, not ticked
+            errors["confirm"] = i18n.t(lang, "app.void.confirm_required")
+        confirming = not errors or list(errors) == ["confirm"]
     return render(
         request,
         lang,
