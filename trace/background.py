@@ -37,6 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         # Scan counts are buffered in memory; written about once a second.
         ("writing scan counts", 1.0, lambda: state.scans.flush(wait=False)),
+        # Counts past their time are re-read here, so no scan waits for them.
+        ("re-reading scan counts", 1.0, state.scans.refresh),
         # Rows whose network left the copy window fold into one row per serial.
         ("rolling up scan counts", 3600.0, state.scans.roll_up),
         # The query planner's statistics follow the tables' growth (SQLite; a no-op else).

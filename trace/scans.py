@@ -140,6 +140,9 @@ class ScanCounter:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._last_flush = time.monotonic()
+        # Serials scanned since their counts went stale, for `refresh` to read again.
+        self._stale: set[str] = set()
+        self._refreshed_at = -1e9
 
     def record(self, serial: str, host: str | None) -> None:
         """Count one scan, in memory only (see `overdue` and `flush`)."""
@@ -235,23 +238,44 @@ class ScanCounter:
             return cached
         if conn is None:
             with self.engine.connect() as own:
-                self._read(serial, own)
-        else:
-            self._read(serial, conn)
-        return self.cached_stats(serial) or ScanStats(0, 0, "")
+                return self._read(serial, own)
+        return self._read(serial, conn)
 
     def cached_stats(self, serial: str) -> ScanStats | None:
-        """The counts from memory, or None when the stored ones must be read first."""
+        """The counts from memory, or None when the stored ones must be read first. Counts
+        past their time are still answered while the app's task re-reads them (`refresh`):
+        a scan never waits on that read, which under a steady write load queued scans
+        behind appends for the few threads a process runs."""
         with self._lock:
             known = self._known.get(serial)
-            if known is None or time.monotonic() > known.stale_at:
+            if known is None:
                 return None
+            if time.monotonic() > known.stale_at:
+                if not self._refreshing():
+                    return None
+                if len(self._stale) < _KNOWN_SERIALS:
+                    self._stale.add(serial)
             return ScanStats(known.scans, known.networks, known.first_day)
+
+    def refresh(self) -> None:
+        """Read again the stored counts of the serials scanned since theirs went stale
+        (the app's task, about once a second), in one connection."""
+        self._refreshed_at = time.monotonic()
+        with self._lock:
+            serials, self._stale = self._stale, set()
+        if serials:
+            with self.engine.connect() as conn:
+                for serial in serials:
+                    self._read(serial, conn)
+
+    def _refreshing(self) -> bool:
+        # Only while a task calls `refresh`: without one (tests, scripts) a scan reads itself.
+        return time.monotonic() - self._refreshed_at < 2 * self._flush_every + 1
 
     def _since(self, today: str) -> str:
         return _window_start(today, self._window)
 
-    def _read(self, serial: str, conn: Connection) -> None:
+    def _read(self, serial: str, conn: Connection) -> ScanStats:
         read_at = time.monotonic()
         today = ocop.today_in_vietnam_cached().isoformat()
         since = self._since(today)
@@ -286,6 +310,7 @@ class ScanCounter:
             self._known[serial] = known
             if len(self._known) > _KNOWN_SERIALS:
                 self._known.pop(next(iter(self._known)))
+            return ScanStats(known.scans, known.networks, known.first_day)
 
 
 _ROLL_UP_POSTGRESQL = text(
