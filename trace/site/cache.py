@@ -15,14 +15,16 @@ arrive every second, and a page rebuilt on each of them was never served from th
 
 A page names the checkpoint its proofs were checked against. When only the checkpoint or
 its cosignatures move, the page is still true of that checkpoint; it is rebuilt once it is
-older than `checkpoint_age` seconds (0: at once), so what it says of the newest checkpoint
-and its witnesses lags by at most that. What differs per scan (the verdict, which a copy
+older than `checkpoint_age` seconds (0: at once; each page somewhat sooner, at random), by
+one scan while the others are served the page as it was, so what it says of the newest
+checkpoint and its witnesses lags by at most that. What differs per scan (the verdict, which a copy
 warning or the serial can change; the serial's proof; the form's token) is filled into
 holes on every request.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict, deque
@@ -42,6 +44,9 @@ Generation = tuple[int, int, int]  # ledger size, latest checkpoint, cosignature
 MAX_TOUCHED = 10_000
 # Reads remembered to vet what a builder kept from an older snapshot (one read a second).
 STEPS = 256
+# Seconds one scan's claim to rebuild a page for a newer checkpoint holds (a build that
+# failed leaves it, and the next scan after this long tries again).
+REBUILD_CLAIM = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Page:
     producer: str
     subjects: frozenset[str] = frozenset()  # what an entry must be about to change it
     named: tuple[int, int] = (-1, 0)  # the checkpoint it names, and its cosignatures
-    built_at: float = 0.0  # time.monotonic()
+    renew_at: float = 0.0  # time.monotonic() after which a newer checkpoint rebuilds it
 
 
 class Kept:
@@ -131,6 +136,9 @@ class ScanPages:
         self.max_age = max_age
         self.checkpoint_age = checkpoint_age
         self._pages = Kept(maxsize)
+        self._maxsize = maxsize
+        # Keys being rebuilt for a newer checkpoint, until when the claim holds.
+        self._rebuilding: dict[Hashable, float] = {}
         self._serials = Kept(65_536)  # serial -> its check
         # A serial is issued once for one batch and never moves.
         self._batches = Lru(65_536)
@@ -187,12 +195,27 @@ class ScanPages:
             touched |= found
         return frozenset(touched)
 
-    def fresh(self, page: Page, generation: Generation) -> bool:
-        """Whether a kept page may still be served: it names the newest checkpoint, or has
-        named an older one for less than `checkpoint_age` seconds."""
-        return page.named == generation[1:] or (
-            time.monotonic() - page.built_at < self.checkpoint_age
-        )
+    def renew_at(self) -> float:
+        """When a page built now is rebuilt if a newer checkpoint has come: spread over the
+        second half of `checkpoint_age`, so pages built together are not rebuilt together."""
+        return time.monotonic() + self.checkpoint_age * random.uniform(0.5, 1.0)  # noqa: S311
+
+    def usable(self, key: Hashable, page: Page, generation: Generation) -> bool:
+        """Whether a kept page may be served: it names the newest checkpoint, or is young
+        enough, or another scan is already rebuilding it (what it says is still true of the
+        checkpoint it names, so the other scans need not wait). False claims the rebuild."""
+        if page.named == generation[1:]:
+            return True
+        now = time.monotonic()
+        if now < page.renew_at:
+            return True
+        with self._state:
+            if now < self._rebuilding.get(key, 0.0):
+                return True
+            self._rebuilding[key] = now + REBUILD_CLAIM
+            if len(self._rebuilding) > 4 * self._maxsize:
+                self._rebuilding = {k: t for k, t in self._rebuilding.items() if t > now}
+            return False
 
     def page(self, key: Hashable) -> Page | None:
         found = self._pages.peek(key)
@@ -202,6 +225,7 @@ class ScanPages:
         """Keep a page built from a snapshot of at least `built` entries, unless an entry
         read since then (which its builder may not have seen) touches it."""
         with self._state:
+            self._rebuilding.pop(key, None)
             if not self._missed(page.subjects, built):
                 self._pages.put(key, page, page.subjects)
 

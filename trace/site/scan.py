@@ -12,7 +12,6 @@ The same URL answers a browser with the page and anything else through the JSON 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
@@ -261,7 +260,7 @@ def _key(cache: ScanPages, target: Target, lang: str) -> Any:
 
 def _kept(cache: ScanPages, key: Any, generation: Generation) -> Page | None:
     page = cache.page(key) if key is not None else None
-    return page if page is not None and cache.fresh(page, generation) else None
+    return page if page is not None and cache.usable(key, page, generation) else None
 
 
 def _today() -> date:
@@ -389,7 +388,7 @@ def _render(
         producer["name"],
         frozenset(subjects),
         (generation[1], generation[2]),
-        time.monotonic(),
+        request.app.state.pages.renew_at(),
     )
 
 
