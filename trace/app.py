@@ -25,7 +25,7 @@ from ocop_trace.api import (
     updates,
 )
 from ocop_trace.api import reports as report_list
-from ocop_trace.api.deps import get_principal
+from ocop_trace.api.deps import get_principal, writes_take_turns
 from ocop_trace.background import lifespan
 from ocop_trace.errors import ERROR_RESPONSES, install_error_handlers
 from ocop_trace.evidence import Evidence
@@ -110,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sharing.router,  # /photos/…, /sitemap.xml, /robots.txt, /favicon
         photos.router,  # POST /api/v1/photos
     ):
-        app.include_router(router, dependencies=[Depends(get_principal)])
+        app.include_router(
+            router, dependencies=[Depends(get_principal), Depends(writes_take_turns)]
+        )
     webapp.install(app)  # the staff app under /app/, on the same use cases
     docs_offline.install(app)
     scan.add_compressed(app)  # last: any one-segment path no route above answers

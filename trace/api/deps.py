@@ -37,7 +37,7 @@ async def get_connection(request: Request, service: ServiceDep) -> AsyncIterator
     """A connection held for the whole request, across its awaits. At most as many requests
     hold one as the process runs threads, so a thread waiting for a connection always finds
     one free (the budget's arithmetic: Settings.request_threads)."""
-    async with _holders(request):
+    async with _loop_semaphore(request, "holders", request.app.state.settings.request_threads):
         conn = await run_in_threadpool(service.engine.connect)
         try:
             yield conn
@@ -45,15 +45,27 @@ async def get_connection(request: Request, service: ServiceDep) -> AsyncIterator
             await run_in_threadpool(conn.close)
 
 
-def _holders(request: Request) -> asyncio.Semaphore:
+async def writes_take_turns(request: Request) -> AsyncIterator[None]:
+    """Writes wait their turn here, on the event loop, instead of in a thread: the ledger
+    takes one append at a time, and writes queued for it in the database held every thread
+    a process runs, so its scans waited behind them (1.5 s in the fleet benchmark). A third
+    of the threads, at least one, may be writing at once."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        yield
+        return
+    writers = max(1, request.app.state.settings.request_threads // 3)
+    async with _loop_semaphore(request, "writers", writers):
+        yield
+
+
+def _loop_semaphore(request: Request, name: str, size: int) -> asyncio.Semaphore:
     # One per event loop: a semaphore is bound to the loop that first waits on it, and
     # in-process test clients run each request in a loop of its own.
     loop, state = asyncio.get_running_loop(), request.app.state
-    found: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
-        state, "holders", None
-    )
+    found: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(state, name, None)
     if found is None or found[0] is not loop:
-        found = state.holders = (loop, asyncio.Semaphore(state.settings.request_threads))
+        found = (loop, asyncio.Semaphore(size))
+        setattr(state, name, found)
     return found[1]
 
 

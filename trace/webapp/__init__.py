@@ -8,9 +8,10 @@ charts. `install` wires it in.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
+from ocop_trace.api.deps import writes_take_turns
 from ocop_trace.webapp import account, council, home, imports, inspector, producer
 from ocop_trace.webapp.session import PasswordFirst, SignInFirst, end_session, go
 from ocop_trace.webapp.verification import Verifications
@@ -19,7 +20,7 @@ from ocop_trace.webapp.verification import Verifications
 def install(app: FastAPI) -> None:
     app.state.verifications = Verifications(app.state.service.store)
     for module in (home, account, producer, council, imports, inspector):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(writes_take_turns)])
 
     async def sign_in_first(request: Request, exc: Exception) -> Response:
         response = go("/app/login")
