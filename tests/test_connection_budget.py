@@ -15,16 +15,15 @@ import httpx
 import pytest
 from pages import GTIN
 from pydantic import ValidationError
-from servers import seed, serving
+from servers import seed, serving, token
 from sqlalchemy import create_engine, make_url, text
-from support import PRODUCT
+from support import BATCH, PRODUCT
 
 from ocop_trace.ledger_setup import open_service
 from ocop_trace.settings import Settings
 
-pytestmark = pytest.mark.postgres
 
-
+@pytest.mark.postgres
 def test_a_burst_waits_for_the_budget_instead_of_opening_more(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -65,6 +64,7 @@ def test_a_burst_waits_for_the_budget_instead_of_opening_more(
     assert 1 <= peak[0] <= 4, peak[0]
 
 
+@pytest.mark.postgres
 def test_the_pool_is_the_budget(postgres_url: str, tmp_path: Path) -> None:
     settings = seed(postgres_url, tmp_path / "keys").model_copy(update={"database_connections": 6})
     service = open_service(settings)
@@ -79,3 +79,32 @@ def test_the_pool_is_the_budget(postgres_url: str, tmp_path: Path) -> None:
 def test_a_budget_too_small_for_two_threads_is_refused() -> None:
     with pytest.raises(ValidationError, match="database_connections"):
         Settings(database_connections=3)
+
+
+def test_writes_waiting_for_the_ledger_leave_threads_for_reads(tmp_path: Path) -> None:
+    # The ledger takes one append at a time. Writes that waited for it in worker threads
+    # held all of them, and every read behind them waited too (the fleet benchmark's
+    # 1.5 s scans). Here the database's write lock is held from outside while six writes
+    # arrive: a read is still answered at once, and every write lands once it is free.
+    settings = seed(f"sqlite:///{tmp_path / 'trace.db'}", tmp_path / "keys")
+    with serving(settings, workers=1, TRACE_DATABASE_CONNECTIONS="7") as base:
+        bearer = {"Authorization": f"Bearer {token(base, 'producer')}"}
+        blocker = create_engine(settings.database_url, connect_args={"timeout": 60})
+        with blocker.connect() as lock, httpx.Client(base_url=base, timeout=90) as client:
+            lock.exec_driver_sql("BEGIN IMMEDIATE")  # no append can be written meanwhile
+            batches = [{**BATCH, "id": f"lo-{n}", "lot": f"LO{n}"} for n in range(6)]
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                writes = [
+                    pool.submit(client.post, "/api/v1/batches", json=b, headers=bearer)
+                    for b in batches
+                ]
+                time.sleep(1.0)  # the writes are in: one waits in a thread, five queue
+                started = time.monotonic()
+                read = client.get(f"/api/v1/products/{PRODUCT['id']}")
+                waited = time.monotonic() - started
+                lock.exec_driver_sql("ROLLBACK")
+                statuses = [w.result().status_code for w in writes]
+        blocker.dispose()
+    assert read.status_code == 200
+    assert waited < 5, waited  # three threads, one of them writing: a read finds one
+    assert statuses == [201] * 6
