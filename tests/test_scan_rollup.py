@@ -9,7 +9,7 @@ from sqlalchemy import insert, text
 from support import Api, issue_labels, issued_serials
 
 from ocop_trace import ocop
-from ocop_trace.scans import NETWORK, ScanCounter, client_hash
+from ocop_trace.scans import NETWORK, ROLLUP, ScanCounter, client_hash
 
 
 def _days_ago(days: int) -> str:
@@ -168,3 +168,40 @@ def test_stale_counts_are_answered_while_the_task_reads_them_again(api: Api) -> 
     assert stale.networks == 3
     here.refresh()  # ...and read again by the task
     assert here._known[serial].networks == 5
+
+
+def test_counts_read_again_in_bulk_cost_three_queries_per_five_hundred_serials(
+    api: Api,
+) -> None:
+    # The task re-reads every serial scanned since its counts went stale; one by one,
+    # thousands of them held the GIL for seconds in every worker at once.
+    from sqlalchemy import event
+
+    issue_labels(api, 2)
+    first, second = issued_serials(api)
+    secret = api.settings.secret_key.get_secret_value()
+    other = ScanCounter(api.service.engine, secret)
+    for n in range(3):
+        other.record(first, f"198.51.{n}.1")
+    other.record(second, "203.0.113.1")
+    other.flush()
+    with api.service.engine.begin() as conn:  # a rolled-up past for the first serial
+        conn.execute(insert(ROLLUP), [{"serial": first, "scans": 7, "first_day": "2025-01-02"}])
+    counter = ScanCounter(api.service.engine, secret)
+    counter._stale = {first, second} | {f"UNSEEN{n:010d}" for n in range(1198)}
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(api.service.engine, "before_cursor_execute", count)
+    try:
+        counter.refresh()
+    finally:
+        event.remove(api.service.engine, "before_cursor_execute", count)
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 9, seen
+    one, two = counter._known[first], counter._known[second]
+    assert (one.networks, one.scans, one.first_day) == (3, 10, "2025-01-02")
+    assert (two.networks, two.scans) == (1, 1)
+    assert len(one.clients) == 3
+    assert counter._known["UNSEEN0000000001"].networks == 0

@@ -42,6 +42,7 @@ from ocop_trace import ocop
 
 _CLIENTS_KEPT = 64  # per serial in memory: past the warning threshold the count alone decides
 _KNOWN_SERIALS = 100_000
+_READ_AT_ONCE = 500  # serials per query when counts are read again in bulk
 _WRITTEN_KEPT = 100_000  # (serial, network) pairs remembered as written today
 
 
@@ -259,14 +260,13 @@ class ScanCounter:
 
     def refresh(self) -> None:
         """Read again the stored counts of the serials scanned since theirs went stale
-        (the app's task, about once a second), in one connection."""
+        (the app's task, about once a second), all in one connection."""
         self._refreshed_at = time.monotonic()
         with self._lock:
-            serials, self._stale = self._stale, set()
+            serials, self._stale = list(self._stale), set()
         if serials:
             with self.engine.connect() as conn:
-                for serial in serials:
-                    self._read(serial, conn)
+                self._read_many(serials, conn)
 
     def _refreshing(self) -> bool:
         # Only while a task calls `refresh`: without one (tests, scripts) a scan reads itself.
@@ -276,41 +276,65 @@ class ScanCounter:
         return _window_start(today, self._window)
 
     def _read(self, serial: str, conn: Connection) -> ScanStats:
+        known = self._read_many([serial], conn)[serial]
+        return ScanStats(known.scans, known.networks, known.first_day)
+
+    def _read_many(self, serials: list[str], conn: Connection) -> dict[str, _Serial]:
+        """The stored counts of these serials, three queries for all of them (a refresh
+        of thousands of serials one by one held the GIL for seconds in every worker)."""
         read_at = time.monotonic()
         today = ocop.today_in_vietnam_cached().isoformat()
         since = self._since(today)
-        totals = conn.execute(
-            select(
-                func.coalesce(func.sum(NETWORK.c.days), 0),
-                func.count().filter(NETWORK.c.last_day >= since),
-                func.min(NETWORK.c.first_day),
-            ).where(NETWORK.c.serial == serial)
-        ).one()
-        rolled = conn.execute(
-            select(ROLLUP.c.scans, ROLLUP.c.first_day).where(ROLLUP.c.serial == serial)
-        ).first()
-        first_days = [d for d in (totals[2], rolled.first_day if rolled else None) if d]
-        recent = conn.execute(
-            select(NETWORK.c.client, NETWORK.c.last_day)
-            .where(NETWORK.c.serial == serial, NETWORK.c.last_day >= since)
-            .limit(_CLIENTS_KEPT)
-        ).all()
-        known = _Serial(
-            clients={r.client: r.last_day for r in recent},
-            scans=int(totals[0]) + (int(rolled.scans) if rolled else 0),
-            networks=int(totals[1]),
-            first_day=min(first_days, default=""),
-            stale_at=read_at + self._known_for * random.uniform(0.5, 1.0),  # noqa: S311 (spread)
-        )
+        found = {s: _Serial(stale_at=read_at + self._known_for * _spread()) for s in serials}
+        for chunk in _chunks(serials, _READ_AT_ONCE):
+            for row in conn.execute(
+                select(
+                    NETWORK.c.serial,
+                    func.coalesce(func.sum(NETWORK.c.days), 0),
+                    func.count().filter(NETWORK.c.last_day >= since),
+                    func.min(NETWORK.c.first_day),
+                )
+                .where(NETWORK.c.serial.in_(chunk))
+                .group_by(NETWORK.c.serial)
+            ):
+                known = found[row[0]]
+                known.scans, known.networks, known.first_day = int(row[1]), int(row[2]), row[3]
+            for row in conn.execute(
+                select(ROLLUP.c.serial, ROLLUP.c.scans, ROLLUP.c.first_day).where(
+                    ROLLUP.c.serial.in_(chunk)
+                )
+            ):
+                known = found[row.serial]
+                known.scans += int(row.scans)
+                days = [d for d in (known.first_day, row.first_day) if d]
+                known.first_day = min(days, default="")
+            # The networks seen in the window, at most _CLIENTS_KEPT of each serial.
+            ranked = (
+                select(
+                    NETWORK.c.serial,
+                    NETWORK.c.client,
+                    NETWORK.c.last_day,
+                    func.row_number().over(partition_by=NETWORK.c.serial).label("n"),
+                )
+                .where(NETWORK.c.serial.in_(chunk), NETWORK.c.last_day >= since)
+                .subquery()
+            )
+            for row in conn.execute(
+                select(ranked.c.serial, ranked.c.client, ranked.c.last_day).where(
+                    ranked.c.n <= _CLIENTS_KEPT
+                )
+            ):
+                found[row.serial].clients[row.client] = row.last_day
         with self._lock:
             # This process's scans not yet written count too.
             for (pending_serial, client), day in self._pending.items():
-                if pending_serial == serial:
-                    _count(known, client, day, since)
-            self._known[serial] = known
-            if len(self._known) > _KNOWN_SERIALS:
+                known_ = found.get(pending_serial)
+                if known_ is not None:
+                    _count(known_, client, day, since)
+            self._known.update(found)
+            while len(self._known) > _KNOWN_SERIALS:
                 self._known.pop(next(iter(self._known)))
-            return ScanStats(known.scans, known.networks, known.first_day)
+        return found
 
 
 _ROLL_UP_POSTGRESQL = text(
@@ -328,6 +352,16 @@ _ROLL_UP_POSTGRESQL = text(
     SELECT count(*) FROM moved
     """
 )
+
+
+def _spread() -> float:
+    # Each serial's counts go stale somewhat sooner than `known_for`, at random, so that
+    # serials read together are not all read again together.
+    return random.uniform(0.5, 1.0)  # noqa: S311
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _count(known: _Serial, client: str, day: str, since: str) -> None:
