@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from support import BATCH, EVENT, PRODUCER, Api, issue_labels, issued_serials
 
 from ocop_trace.app import create_app
-from ocop_trace.site.cache import MAX_TOUCHED, ScanPages
+from ocop_trace.site.cache import MAX_TOUCHED, Page, ScanPages
 
 
 @contextmanager
@@ -131,15 +131,21 @@ def test_a_page_names_an_older_checkpoint_for_at_most_the_configured_time(api: A
     assert scan(api, path)[1].fields["text:checkpoint"] != named
 
 
-def test_a_builder_that_read_an_older_snapshot_keeps_nothing_stale(api: Api) -> None:
-    # A page built from a snapshot taken before a read of the ledger that dropped its
-    # subjects must not be kept: it would show the old facts until the next such entry.
+def _one_kept_page(api: Api) -> tuple[ScanPages, Any, Page]:
+    """A label scanned once: the cache, its one page's key and the page."""
     issue_labels(api, 1)
     scan(api, link(issued_serials(api)[0]))
     cache: ScanPages = api.client.app.state.pages
     (key,) = list(cache._pages._items)
     page = cache.page(key)
     assert page is not None
+    return cache, key, page
+
+
+def test_a_builder_that_read_an_older_snapshot_keeps_nothing_stale(api: Api) -> None:
+    # A page built from a snapshot taken before a read of the ledger that dropped its
+    # subjects must not be kept: it would show the old facts until the next such entry.
+    cache, key, page = _one_kept_page(api)
     built = cache.read_generation()[0]
     other_batch(api)
     cache.read_generation()  # the entries about mien-2026-009 are read and dropped
@@ -159,12 +165,7 @@ def test_one_scan_rebuilds_a_page_for_a_newer_checkpoint_while_the_others_get_it
 ) -> None:
     # Every page built at once (after a deployment, say) came due at once, and every scan
     # of it rebuilt it: the fleet benchmark's scans fell from 2,800/s to 160/s for a round.
-    issue_labels(api, 1)
-    scan(api, link(issued_serials(api)[0]))
-    cache: ScanPages = api.client.app.state.pages
-    (key,) = list(cache._pages._items)
-    page = cache.page(key)
-    assert page is not None
+    cache, key, page = _one_kept_page(api)
     generation = cache.read_generation()
     assert cache.usable(key, page, generation)  # names the newest checkpoint
     newer = (generation[0], generation[1] + 1, generation[2])
