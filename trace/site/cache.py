@@ -17,9 +17,9 @@ A page names the checkpoint its proofs were checked against. When only the check
 its cosignatures move, the page is still true of that checkpoint; it is rebuilt once it is
 older than `checkpoint_age` seconds (0: at once; each page somewhat sooner, at random), by
 one scan while the others are served the page as it was, so what it says of the newest
-checkpoint and its witnesses lags by at most that. What differs per scan (the verdict, which a copy
-warning or the serial can change; the serial's proof; the form's token) is filled into
-holes on every request.
+checkpoint and its witnesses lags by at most that. What differs per scan (the verdict,
+which a copy warning or the serial can change; the serial's proof; the form's token) is
+filled into holes on every request.
 """
 
 from __future__ import annotations
