@@ -34,6 +34,7 @@ from scan_ledger import ensure_ledger, environment_of
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 ROWS: list[tuple[str, str, str, str]] = []
+WARM_UP = 10  # seconds per server before the rounds
 
 
 def record(name: str, measured: str, target: str, ok: bool | None) -> None:
@@ -189,9 +190,11 @@ def run_rounds(
         "small_uncached": small_script,
         "large_uncached": large_script,
     }
-    # Warm-up: every label scanned at least once, so each worker has read the serials.
+    # Warm-up: every label scanned at least once, so each worker has read the serials. A
+    # label's first scan reads its check and counts, and each batch's first builds its page:
+    # about 4 s for the 1,000 labels on a slow host, so 3 s left the first rounds warming.
     for name, script in scripts.items():
-        wrk(f"http://127.0.0.1:{servers[name].port}/", 3, args.connections, script)
+        wrk(f"http://127.0.0.1:{servers[name].port}/", WARM_UP, args.connections, script)
     wrk(f"http://127.0.0.1:{servers['bare'].port}/json", 2, args.connections, None)
     results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in servers}
 
