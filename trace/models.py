@@ -32,6 +32,7 @@ def slug_field(**kwargs: Any) -> Any:
 MAX_INDEX = 2**53 - 1  # ledger indices and ids in paths: what a JSON number holds exactly
 MAX_LABELS = 10_000  # labels issued in one set
 MAX_VOID_REASON = 200  # why a label set is voided: one line beside each code it withdraws
+MAX_RECALL_REASON = 500  # characters in a recall's reason
 
 
 def _check_date(value: str | None, field: str) -> str | None:
@@ -474,7 +475,7 @@ class BatchPublic(BatchBase):
 
 
 class RecallCreate(SQLModel):
-    reason: str = Field(min_length=3, max_length=500)
+    reason: str = Field(min_length=3, max_length=MAX_RECALL_REASON)
 
     _prose = field_validator("reason")(text.prose)
 

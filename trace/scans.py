@@ -286,7 +286,8 @@ class ScanCounter:
         today = ocop.today_in_vietnam_cached().isoformat()
         since = self._since(today)
         found = {s: _Serial(stale_at=read_at + self._known_for * _spread()) for s in serials}
-        for chunk in _chunks(serials, _READ_AT_ONCE):
+        for start in range(0, len(serials), _READ_AT_ONCE):
+            chunk = serials[start : start + _READ_AT_ONCE]
             for row in conn.execute(
                 select(
                     NETWORK.c.serial,
@@ -358,10 +359,6 @@ def _spread() -> float:
     # Each serial's counts go stale somewhat sooner than `known_for`, at random, so that
     # serials read together are not all read again together.
     return random.uniform(0.5, 1.0)  # noqa: S311
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _count(known: _Serial, client: str, day: str, since: str) -> None:

@@ -23,6 +23,7 @@ from ocop_trace.models import (
     EVENT,
     LABEL_SERIAL,
     LABEL_SET,
+    MAX_RECALL_REASON,
     MAX_VOID_REASON,
     PRODUCT,
     BatchCreate,
@@ -51,7 +52,6 @@ from ocop_trace.webapp.session import Form, Staff, go, new_key, once, read_form,
 router = APIRouter(prefix="/app", include_in_schema=False)
 RECENT = 10
 MAX_INPUT_CHOICES = 50
-MAX_RECALL_REASON = 500  # the recall statement's own limit (models: reason max_length)
 # Label stocks: the sheet each one is, as LabelIssue and labels.render_pdf_sheet take it.
 STOCKS: dict[str, dict[str, Any]] = {
     "a4-3x7": {"label_width_mm": 63.5, "label_height_mm": 38.1, "columns": 3, "rows": 7},
