@@ -8,6 +8,7 @@ loop's lag is measured too, while every kind of request runs at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from typing import Any
@@ -102,7 +103,15 @@ def test_no_route_blocks_the_event_loop(api: Api) -> None:
         await ticker
         return statuses, lags
 
-    statuses, lags = asyncio.run(run())
+    # The whole suite runs in one process: a full collection of the garbage earlier tests
+    # left stalled this loop for 0.86 s once. Those objects are set aside (frozen) for the
+    # measurement, so what is measured is this app's work, a blocking call included.
+    gc.collect()
+    gc.freeze()
+    try:
+        statuses, lags = asyncio.run(run())
+    finally:
+        gc.unfreeze()
     assert all(status < 500 for status in statuses), statuses
     assert on_loop == [], f"SQL run on the event loop's thread: {sorted(set(on_loop))}"
     assert max(lags) < MAX_LAG_SECONDS, f"the loop stalled for {max(lags):.3f} s"
