@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -133,3 +133,23 @@ def test_a_four_lane_hash_is_redone_with_one_lane_at_sign_in(api: Api) -> None:
     assert ",p=4$" in old
     assert ",p=1$" in new
     assert sign_in(api.client, "producer", PASSWORD).status_code == 201
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_block_lasts_its_full_second_whatever_the_clock_reads(api: Api) -> None:
+    # The failure that earns a 1-s block lands late in a second: whole-second stamps
+    # ended that block 1 ms later (CI let the right password in straight after).
+    keys = throttle.keys_for("secret", "producer", "127.0.0.1")
+    late = datetime(2026, 11, 30, 10, 0, 0, 999_000, tzinfo=UTC)
+    for _ in range(FREE_FAILURES["account"]):
+        throttle.record_failure(api.service.engine, keys, now=late)
+    for after in (0.002, 0.5, 0.99):
+        with pytest.raises(throttle.TooManyRequests):
+            throttle.check(api.service.engine, keys, now=late + timedelta(seconds=after))
+    throttle.check(api.service.engine, keys, now=late + timedelta(seconds=1.001))
+
+
+def test_rows_stamped_to_the_whole_second_are_still_read() -> None:
+    assert throttle._parse("2026-11-30T10:00:01Z") == datetime(2026, 11, 30, 10, 0, 1, tzinfo=UTC)
+    moment = datetime(2026, 11, 30, 10, 0, 0, 999_000, tzinfo=UTC)
+    assert throttle._parse(throttle._stamp(moment)) == moment

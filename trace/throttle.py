@@ -59,11 +59,14 @@ THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Microseconds, not whole seconds: a 1-s block stamped to the second could end a few
+    # milliseconds after it began (CI saw the right password let in straight after).
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(stamp: str) -> datetime:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """Either form: rows written before microseconds have whole seconds."""
+    return datetime.fromisoformat(stamp).astimezone(UTC)
 
 
 def keys_for(secret: str, username: str, host: str | None) -> dict[str, str]:
