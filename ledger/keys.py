@@ -88,12 +88,19 @@ def verify_signature(public: bytes, signature: bytes, message: bytes) -> bool:
     default build refuses too (the tests pin both on the same vectors).
     """
     key_id(public)  # length check with the ledger's error
+    public = bytes(public)
+    return acceptable_public_key(public) and verify_by_acceptable_key(
+        public, bytes(signature), message
+    )
+
+
+def verify_by_acceptable_key(public: bytes, signature: bytes, message: bytes) -> bool:
+    """verify_signature for 32 bytes already found acceptable_public_key: the verifier's
+    workers vet each key once, not once per entry."""
     if len(signature) != _SIGNATURE_LEN or signature[:32] in SMALL_ORDER:
         return False
-    if not acceptable_public_key(bytes(public)):
-        return False
     try:
-        crypto_sign_open(bytes(signature) + message, bytes(public))
+        crypto_sign_open(signature + message, public)
     except (BadSignatureError, ValueError):
         return False
     return True

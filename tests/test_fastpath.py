@@ -165,6 +165,13 @@ def test_entry_fields(change: dict[str, Any]) -> None:
         {"sig": "A" * 88},
         {"sig": "A" * 85 + "w= "},
         {"sig": "_" * 85 + "A=="},
+        # The decoder skips characters outside the alphabet; the text must encode back.
+        {"sig": "A" * 84 + "!" + "A=="},
+        {"sig": "A" * 84 + "\n" + "A=="},
+        {"sig": "A" * 84 + "é" + "A=="},
+        {"sig": "A" * 86 + "=" + "="},
+        {"sig": "AAAA" * 22},
+        {"sig": "A" * 85 + "A="},
         {"body": [1]},
         {"body": "x"},
         {"extra": "x"},
@@ -274,3 +281,19 @@ def test_check_entries_reports_what_the_slow_path_reports() -> None:
     bad_float = entry_with({}, {"body": {"x": [1.5]}})
     records = [(0, GOOD.data), (1, tampered), (2, bad_float), (3, b"{}")]
     assert check_entries(records) == [_check_slowly(p, d) for p, d in records]
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["01" + "00" * 31, "ec" + "ff" * 30 + "7f", "ed" + "ff" * 30 + "7f", "00" * 32],
+    ids=["identity", "minus-one", "not-canonical", "zero"],
+)
+def test_a_key_of_small_order_or_not_canonical_is_left_to_the_slow_path(key_id: str) -> None:
+    # Such a key parses (it is 64 lowercase hex) but no signature by it is acceptable; the
+    # fast path vets each key once and leaves these to the slow path, which words it.
+    data = entry_with({}, {"key_id": key_id})
+    assert parses(data)
+    assert prepare(data) is None
+    [failure] = check_entries([(0, data)])
+    assert failure == _check_slowly(0, data)
+    assert getattr(failure, "reason", None) == "signature"
