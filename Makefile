@@ -68,6 +68,7 @@ bench: $(DEV_STAMP)
 	PYTHONPATH=tests $(BIN)/python tests/bench/search_bench.py; h=$$?; \
 	PYTHONPATH=tests $(BIN)/python tests/bench/witness_bench.py; j=$$?; \
 	if [ -n "$$TRACE_TEST_POSTGRES_URL" ]; then $(BIN)/python tests/bench/scale.py --small && \
+	$(BIN)/python tests/bench/verify_at_size.py --entries 300000 && \
 	PYTHONPATH=tests $(BIN)/python tests/bench/fleet_bench.py; i=$$?; \
 	else echo "set TRACE_TEST_POSTGRES_URL for the scale benchmark"; i=0; fi; \
 	exit $$((a | b | c | d | e | f | g | h | i | j))
