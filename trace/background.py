@@ -45,6 +45,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ("refreshing the planner's statistics", 3600.0, lambda: refresh_statistics(engine)),
     ]
     tasks = [asyncio.create_task(_every(what, seconds, work)) for what, seconds, work in rounds]
+    pages, lag = state.pages, state.settings.page_cache_seconds
+    if lag > 0:
+        # The ledger's state read ahead, on a thread of its own: scans of kept pages then
+        # need no thread at all, not even once a second behind page builds and appends
+        # (the fleet benchmark's slow rounds). One thread holding one connection and
+        # waiting for no other stays within the connection budget (docs/deploy.md).
+        tasks.append(
+            asyncio.create_task(
+                _every(
+                    "reading the ledger's state for the pages",
+                    lag / 2,
+                    lambda: pages.read_generation(again=True),
+                    anyio.CapacityLimiter(1),
+                )
+            )
+        )
     client = _witness_client(app)
     if client is not None:
         # Each published checkpoint wakes the witnesses' tasks; one that is down or slow
@@ -74,10 +90,15 @@ def _witness_client(app: FastAPI) -> WitnessClient | None:
     )
 
 
-async def _every(what: str, seconds: float, work: Callable[[], object]) -> None:
+async def _every(
+    what: str,
+    seconds: float,
+    work: Callable[[], object],
+    limiter: anyio.CapacityLimiter | None = None,
+) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            await anyio.to_thread.run_sync(work)
+            await anyio.to_thread.run_sync(work, limiter=limiter)
         except Exception:  # logged; the next round tries again
             log.exception("%s failed", what)

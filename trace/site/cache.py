@@ -136,7 +136,6 @@ class ScanPages:
         self.max_age = max_age
         self.checkpoint_age = checkpoint_age
         self._pages = Kept(maxsize)
-        self._maxsize = maxsize
         # Keys being rebuilt for a newer checkpoint, until when the claim holds.
         self._rebuilding: dict[Hashable, float] = {}
         self._serials = Kept(65_536)  # serial -> its check
@@ -157,11 +156,12 @@ class ScanPages:
             return None
         return self._generation
 
-    def read_generation(self, conn: Connection | None = None) -> Generation:
-        """The ledger's state now, dropping what the entries since the last read touch."""
+    def read_generation(self, conn: Connection | None = None, *, again: bool = False) -> Generation:
+        """The ledger's state now, dropping what the entries since the last read touch;
+        `again`: read even when the last read is young (the app's task reads it ahead)."""
         with self._reading:
             fresh = self.generation()
-            if fresh is not None and self.max_age > 0:
+            if fresh is not None and self.max_age > 0 and not again:
                 return fresh  # read by another thread while this one waited
             read_at = time.monotonic()
             before = self._generation[0] if self._generation is not None else None
@@ -202,19 +202,21 @@ class ScanPages:
 
     def usable(self, key: Hashable, page: Page, generation: Generation) -> bool:
         """Whether a kept page may be served: it names the newest checkpoint, or is young
-        enough, or another scan is already rebuilding it (what it says is still true of the
-        checkpoint it names, so the other scans need not wait). False claims the rebuild."""
+        enough, or a scan is already rebuilding a page for a newer checkpoint (what it says
+        is still true of the checkpoint it names, so nobody need wait). False claims the
+        rebuild: one at a time in a process, so pages that came due together (after a
+        deployment or a warm-up) are renewed one after another, never by every thread."""
         if page.named == generation[1:]:
             return True
         now = time.monotonic()
         if now < page.renew_at:
             return True
         with self._state:
-            if now < self._rebuilding.get(key, 0.0):
-                return True
-            self._rebuilding[key] = now + REBUILD_CLAIM
-            if len(self._rebuilding) > 4 * self._maxsize:
+            if self._rebuilding:
                 self._rebuilding = {k: t for k, t in self._rebuilding.items() if t > now}
+                if self._rebuilding:
+                    return True
+            self._rebuilding[key] = now + REBUILD_CLAIM
             return False
 
     def page(self, key: Hashable) -> Page | None:
