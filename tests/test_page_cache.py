@@ -203,14 +203,15 @@ def test_pages_that_came_due_together_are_rebuilt_one_at_a_time(api: Api) -> Non
 def test_the_ledgers_state_is_read_ahead_so_kept_pages_need_no_thread(api: Api) -> None:
     # Once a lag's worth of time had passed, the next scan of a kept page read the ledger's
     # state in a thread, behind whatever builds and appends held the threads.
-    lagging = api.settings.model_copy(update={"page_cache_seconds": 0.2})
+    # A lag of 1 s, read ahead every 0.5 s: half a second of slack for a loaded machine.
+    lagging = api.settings.model_copy(update={"page_cache_seconds": 1.0})
     with TestClient(create_app(lagging)) as client:
         cache: ScanPages = client.app.state.pages  # type: ignore[attr-defined]
         cache.read_generation()
-        for _ in range(5):
-            time.sleep(0.25)  # longer than the lag each time: only the app's task renews it
+        for _ in range(3):
+            time.sleep(1.2)  # longer than the lag each time: only the app's task renews it
             assert cache.generation() is not None
-    unread = ScanPages(cache.witnessing, 0.2)
+    unread = ScanPages(cache.witnessing, 1.0)
     unread.read_generation()
-    time.sleep(0.25)
+    time.sleep(1.2)
     assert unread.generation() is None  # what the scans found before
