@@ -33,7 +33,6 @@ FOLDER = Path(".bench/verify-size")
 DATABASE = "ocop_verify_size"
 RECIPE = 1  # bump when the ledger written here changes, so kept copies are rebuilt
 TARGETS = {"ratio": 0.8, "memory_mb": 200}
-CHUNK = 2_000
 
 
 def main() -> int:
