@@ -111,6 +111,17 @@ def complete_nodes(start: int, end: int) -> list[tuple[int, int]]:
     return nodes
 
 
+def range_hashes(start: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """The hashes of complete_nodes(start, start + n) for the n leaf hashes that follow
+    leaf `start`: what CompactRange.extend needs to take the whole run at once (a verifier
+    worker computes them, so the process that keeps the tree hashes log n nodes, not n)."""
+    hashes = []
+    for level, index in complete_nodes(start, start + len(leaf_hashes)):
+        first = (index << level) - start
+        hashes.append(root_from_leaf_hashes(leaf_hashes[first : first + (1 << level)]))
+    return hashes
+
+
 def _check_subtree(start: int, end: int) -> None:
     if not 0 <= start < end:
         raise ProofError(
@@ -312,6 +323,26 @@ class CompactRange:
             index >>= 1
         frontier.append(current)
         self._size += 1
+
+    def extend(self, count: int, hashes: Sequence[bytes]) -> None:
+        """Append `count` leaves given as range_hashes(size, their leaf hashes)."""
+        nodes = complete_nodes(self._size, self._size + count)
+        if len(hashes) != len(nodes):
+            raise ProofError(
+                f"{count} leaves after {self._size} are covered by {len(nodes)} subtrees",
+                expected=len(nodes),
+                found=len(hashes),
+            )
+        frontier = self._frontier
+        for (_, index), current in zip(nodes, hashes, strict=True):
+            if len(current) != HASH_SIZE:
+                _check_hash(current, "subtree hash")
+            # As append does for a leaf: a subtree with an odd index is a right child.
+            while index & 1:
+                current = _sha256(_NODE_PREFIX + frontier.pop() + current).digest()
+                index >>= 1
+            frontier.append(current)
+        self._size += count
 
     def append_with_nodes(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
         """Append one leaf hash; return every (level, index, hash) node it completes."""

@@ -166,7 +166,7 @@ def test_an_internal_error_exits_2_and_is_never_a_verdict(
         raise IndexError("deque index out of range")
 
     # Stands for any bug in the sequential half (the crash of issue 9 was one).
-    monkeypatch.setattr("ledger.verifier._Walker.entries", broken)
+    monkeypatch.setattr("ledger.verifier._Walker.finish", broken)
     code, out, err = invoke("verify", "--bundle", "ledger.jsonl", "--root-key", root)
     assert code == 2
     assert "INVALID" not in out
