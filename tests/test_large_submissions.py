@@ -28,7 +28,18 @@ def test_a_submission_with_more_serials_than_one_query_may_bind(
     assert len(receipts) == len(statements)
     with service.engine.connect() as conn:
         held = conn.execute(select(func.count()).select_from(LABEL_SERIAL)).scalar_one()
+        # Each serial under its own batch and label set (the set is its statement's index).
+        kept = conn.execute(
+            select(LABEL_SERIAL.c.serial, LABEL_SERIAL.c.batch_id, LABEL_SERIAL.c.label_set_id)
+        ).all()
     assert held == 70_000
+    issued = receipts[4::5]  # each batch: registered, three events, then labels.issued
+    expected = {
+        (serial, f"scale-{n:09d}", receipt.index)
+        for n, (receipt, serials) in enumerate(zip(issued, sets, strict=True), start=1)
+        for serial in serials
+    }
+    assert {tuple(row) for row in kept} == expected
 
     # A serial issued before is found in whichever slice it falls: here the last one.
     size = service.store.size()
@@ -41,6 +52,6 @@ def test_a_submission_with_more_serials_than_one_query_may_bind(
     last = again[-1]
     body = dict(last.body, commitment=scale.serial_set_commitment_of(fresh[-1]))
     again[-1] = scale.sign_statement("labels.issued", body, key)
-    with pytest.raises(Conflict, match="was issued before"):
+    with pytest.raises(Conflict, match=f"serial {sets[0][0]} was issued before"):
         service.submit_signed(producer, [again], serials=fresh)
     assert service.store.size() == size  # all or none

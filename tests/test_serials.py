@@ -62,6 +62,31 @@ def test_ten_thousand_serials_are_distinct_and_use_every_bit() -> None:
     assert ones == zeros == 2**80 - 1
 
 
+@given(values)
+def test_canonical_form_is_five_bit_groups_most_significant_first(value: int) -> None:
+    groups = [(value >> shift) & 31 for shift in range(75, -1, -5)]
+    assert Serial(value).canonical == "".join(SYMBOLS[g] for g in groups)
+
+
+@given(st.text(alphabet=SYMBOLS + "ilou0Z-* \n\u0661", max_size=18))
+def test_canonical_text_accepts_exactly_what_parse_canonical_reads(text: str) -> None:
+    try:
+        expected = parse_canonical(text).canonical
+    except SerialError:
+        with pytest.raises(SerialError):
+            serials.canonical_text(text)
+    else:
+        assert serials.canonical_text(text) == expected == text
+
+
+def test_the_commitment_of_url_forms_is_the_sets() -> None:
+    batch = [new_serial() for _ in range(33)]
+    texts = [s.canonical for s in reversed(batch)]
+    assert serials.canonical_set_commitment(texts) == serial_set_commitment(batch)
+    with pytest.raises(SerialError, match="twice"):
+        serials.canonical_set_commitment([*texts, texts[0]])
+
+
 def test_canonical_serial_is_a_valid_digital_link_serial() -> None:
     serial = new_serial()
     uri = build_digital_link("https://id.example.vn", "09520123456788", serial=serial.canonical)

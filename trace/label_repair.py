@@ -12,14 +12,26 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 from ledger.statement import Statement, utc_now
 from ledger.store import ENTRY, writing
 from ocop_trace.errors import Conflict, InvalidInput
 from ocop_trace.models import LABEL_SERIAL, LABEL_SET
-from ocop_trace.serials import SerialError, parse_canonical, parse_human, serial_set_commitment
+from ocop_trace.serials import SerialError, canonical_set_commitment, canonical_text, parse_human
 
 
 class LabelSetUnheld(SQLModel, table=True):
@@ -47,7 +59,7 @@ class LabelSetState:
 def serial_text(text: str) -> str:
     """A serial as stored (canonical), from its link form or its printed form."""
     try:
-        return parse_canonical(text).canonical
+        return canonical_text(text)
     except SerialError:
         try:
             return parse_human(text).canonical
@@ -55,16 +67,25 @@ def serial_text(text: str) -> str:
             raise InvalidInput(f"{text!r} is not a label serial: {exc}", field="serials") from None
 
 
+def by_root(given: Iterable[Sequence[str]]) -> dict[str, list[str]]:
+    """Serial sets as stored (canonical), under the Merkle root each commits to."""
+    sets = {}
+    for serials in given:
+        texts = [serial_text(s) for s in serials]
+        sets[canonical_set_commitment(texts).hex()] = texts
+    return sets
+
+
 def keep_serials(
     conn: Connection,
     label_sets: Sequence[tuple[int, str, str, int]],
-    given: Iterable[Sequence[str]],
+    given: dict[str, list[str]],
 ) -> None:
     """Store the serials of label sets (id, batch, commitment, count), matching each set of
-    `given` serials to the one whose signed root it has; every set needs its serials and
-    every serial set a label set. Runs in the caller's transaction."""
-    by_root = {_root(serials): [serial_text(s) for s in serials] for serials in given}
-    rows = []
+    `given` serials (by_root's) to the one whose signed root it has; every set needs its
+    serials and every serial set a label set. Runs in the caller's transaction."""
+    by_root = dict(given)
+    rows: list[tuple[str, str, int]] = []
     for set_id, batch_id, commitment, count in label_sets:
         texts = by_root.pop(commitment, None)
         if texts is None or len(texts) != count:
@@ -73,24 +94,52 @@ def keep_serials(
                 "with the statement; their Merkle root must be its commitment",
                 field="serials",
             )
-        rows += [{"serial": t, "batch_id": batch_id, "label_set_id": set_id} for t in texts]
+        rows += [(t, batch_id, set_id) for t in texts]
     if by_root:
         raise InvalidInput(
             "a set of serials matches no labels.issued statement sent with it (its Merkle "
             "root is none of their commitments)",
             field="serials",
         )
+    taken = _issued_before(conn, [row[0] for row in rows])
+    if taken is not None:
+        raise Conflict(f"serial {taken} was issued before", field="serials")
+    insert_serials(conn, rows)
+
+
+def _issued_before(conn: Connection, serials: list[str]) -> str | None:
+    """One of these serials that is stored already, if any."""
+    if conn.dialect.name == "postgresql":
+        # One array parameter: psycopg would parse a query of 10,000 placeholders each time.
+        wanted = bindparam("serials", serials, type_=postgresql.ARRAY(String))
+        query = select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial == any_(wanted))
+        return conn.execute(query.limit(1)).scalar()
     # A submission may carry 500 sets of 10,000 serials: asked about in slices, since one
-    # query holds at most 65,535 parameters on PostgreSQL (32,766 on SQLite).
-    for start in range(0, len(rows), _SERIALS_PER_QUERY):
-        chunk = [str(r["serial"]) for r in rows[start : start + _SERIALS_PER_QUERY]]
+    # query holds at most 32,766 parameters on SQLite.
+    for start in range(0, len(serials), _SERIALS_PER_QUERY):
+        chunk = serials[start : start + _SERIALS_PER_QUERY]
         taken = conn.execute(
-            select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial.in_(chunk))
-        ).first()
+            select(LABEL_SERIAL.c.serial).where(LABEL_SERIAL.c.serial.in_(chunk)).limit(1)
+        ).scalar()
         if taken is not None:
-            raise Conflict(f"serial {taken.serial} was issued before", field="serials")
-    if rows:
-        conn.execute(insert(LABEL_SERIAL), rows)
+            return str(taken)
+    return None
+
+
+def insert_serials(conn: Connection, rows: Sequence[tuple[str, str, int]]) -> None:
+    """Store (serial, batch id, label set id) rows in the caller's transaction: by COPY on
+    PostgreSQL (a million serials in seconds, against a minute as INSERTs)."""
+    if not rows:
+        return
+    names = ("serial", "batch_id", "label_set_id")
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY {LABEL_SERIAL.name} ({', '.join(names)}) FROM STDIN"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.execute(insert(LABEL_SERIAL), [dict(zip(names, row, strict=True)) for row in rows])
 
 
 _SERIALS_PER_QUERY = 10_000
@@ -120,11 +169,8 @@ def keep_offline_sets(
             known_roots.add(body["commitment"])
             continue
         needed.append((index, body["batch_id"], body["commitment"], body["count"]))
-    keep_serials(conn, needed, [g for g in given if _root(g) not in known_roots])
-
-
-def _root(serials: Sequence[str]) -> str:
-    return serial_set_commitment([parse_canonical(serial_text(s)) for s in serials]).hex()
+    sets = by_root(given)
+    keep_serials(conn, needed, {r: t for r, t in sets.items() if r not in known_roots})
 
 
 def states(conn: Connection, ids: Collection[int] | None = None) -> list[LabelSetState]:
@@ -172,17 +218,17 @@ def fill_in(engine: Engine, given: Iterable[Sequence[str]]) -> list[int]:
     """Store serials for the sets that lack them, each matched by its root; returns the
     sets filled in. Serial sets matching no such set are refused, all or none."""
     sets = {s.commitment: s for s in missing(engine)}
-    given = [list(serials) for serials in given]
+    given_sets = by_root(given)
     chosen = []
-    for serials in given:
-        found = sets.get(_root(serials))
+    for root in given_sets:
+        found = sets.get(root)
         if found is None:
             raise InvalidInput(
                 "a set of serials matches no label set that lacks its serials", field="serials"
             )
         chosen.append((found.id, found.batch_id, found.commitment, found.count))
     with writing(engine) as conn:
-        keep_serials(conn, chosen, given)
+        keep_serials(conn, chosen, given_sets)
     return [c[0] for c in chosen]
 
 

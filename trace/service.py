@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
 from ledger import keys
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED
@@ -396,13 +396,8 @@ class TraceService:
         }
 
         def keep_serials(conn: Connection, receipts: list[Receipt]) -> None:
-            conn.execute(
-                insert(LABEL_SERIAL),
-                [
-                    {"serial": s.canonical, "batch_id": batch_id, "label_set_id": receipts[0].index}
-                    for s in serials
-                ],
-            )
+            index = receipts[0].index
+            label_repair.insert_serials(conn, [(s.canonical, batch_id, index) for s in serials])
 
         key = self.producer_key(principal.producer_id) if request.offline else None
         # Built before the append: a lot no link can carry leaves no unprinted serials.
