@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from support import checkpoint_note, entries_for, write_bundle
 from test_verifier import LEDGER, PRODUCER, ROOT_ID, base_statements
-from test_worker_counts import FIXED, alter, honest, write
+from test_worker_counts import FIXED, alter, honest, outcome, write
 
 from ledger import merkle
 from ledger.authority import KEY_REVOKED
-from ledger.bundle import BundleSlice, read_header, read_records
-from ledger.errors import BundleError, ProofError
+from ledger.bundle import BundleSlice, read_records
+from ledger.errors import ProofError
 from ledger.keys import key_id, public_bytes
 from ledger.statement import Statement, sign_statement
 from ledger.verifier import Failure, Run, _Walker, check_entries, check_run, verify
@@ -107,23 +107,6 @@ def test_entries_that_are_not_a_run_come_back_one_by_one(case: str) -> None:
 
 
 # -- the walk's side: the same reports with and without runs ------------------------------
-def outcome(path: Path, workers: int) -> tuple[str, str]:
-    try:
-        header = read_header(path)
-        report = verify(
-            read_records(path),
-            ROOT_ID,
-            workers=workers,
-            expected_size=header.size,
-            origin=header.origin,
-        )
-    except BundleError as exc:
-        return ("not a bundle", str(exc))
-    data = report.to_json()
-    del data["seconds"]
-    return ("report", json.dumps(data, sort_keys=True))
-
-
 TAKEN: list[Run] = []
 
 
