@@ -5,7 +5,8 @@ canonical bytes, check its statement signature, hash it. The main process then w
 results in order and checks what does: index continuity, hash links, authority at that
 point of the ledger, the Merkle root against each checkpoint, and the trusted checkpoint.
 A slice of entries that pass, link up and change no key comes back as one Run, which the
-walk takes at once when nothing in it needs a closer look. Given a witness policy, the latest checkpoint must also carry the quorum's cosignatures.
+walk takes at once when nothing in it needs a closer look. Given a witness policy, the
+latest checkpoint must also carry the quorum's cosignatures.
 """
 
 from __future__ import annotations
