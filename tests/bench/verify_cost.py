@@ -61,13 +61,13 @@ def measure(path: Path, rounds: int) -> None:
 
     def main_process() -> None:  # what the main process does, short of the process pool
         walker = _Walker(header.root_key_id, None, None)
-        for _record, item in zip(read_records(path), sent, strict=True):
+        for record, item in zip(read_records(path), sent, strict=True):
             if isinstance(item, CheckpointRecord):
                 walker.checkpoint(item)
             else:
                 result = pickle.loads(item)
                 if not (isinstance(result, Run) and walker.take_run(result)):
-                    walker.entries(check_entries(_record) if isinstance(result, Run) else result)
+                    walker.entries(check_entries(record) if isinstance(result, Run) else result)
         walker.finish(header.size)
 
     cases: dict[str, Callable[[], None]] = {

@@ -136,8 +136,8 @@ class ScanPages:
         self.max_age = max_age
         self.checkpoint_age = checkpoint_age
         self._pages = Kept(maxsize)
-        # Keys being rebuilt for a newer checkpoint, until when the claim holds.
-        self._rebuilding: dict[Hashable, float] = {}
+        # The one page being rebuilt for a newer checkpoint, and until when the claim holds.
+        self._rebuilding: tuple[Hashable, float] | None = None
         self._serials = Kept(65_536)  # serial -> its check
         # A serial is issued once for one batch and never moves.
         self._batches = Lru(65_536)
@@ -212,11 +212,9 @@ class ScanPages:
         if now < page.renew_at:
             return True
         with self._state:
-            if self._rebuilding:
-                self._rebuilding = {k: t for k, t in self._rebuilding.items() if t > now}
-                if self._rebuilding:
-                    return True
-            self._rebuilding[key] = now + REBUILD_CLAIM
+            if self._rebuilding is not None and now < self._rebuilding[1]:
+                return True
+            self._rebuilding = (key, now + REBUILD_CLAIM)
             return False
 
     def page(self, key: Hashable) -> Page | None:
@@ -227,7 +225,8 @@ class ScanPages:
         """Keep a page built from a snapshot of at least `built` entries, unless an entry
         read since then (which its builder may not have seen) touches it."""
         with self._state:
-            self._rebuilding.pop(key, None)
+            if self._rebuilding is not None and self._rebuilding[0] == key:
+                self._rebuilding = None
             if not self._missed(page.subjects, built):
                 self._pages.put(key, page, page.subjects)
 
