@@ -72,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
+        pages.close()  # a page renewal under way is left: the next worker builds it anew
         state.scans.flush()  # buffered scan counts are written before the worker exits
 
 

@@ -14,21 +14,30 @@ arrive every second, and a page rebuilt on each of them was never served from th
     page(key)          on the event loop: a lookup, no database
 
 A page names the checkpoint its proofs were checked against. When only the checkpoint or
-its cosignatures move, the page is still true of that checkpoint; it is rebuilt once it is
-older than `checkpoint_age` seconds (0: at once; each page somewhat sooner, at random), by
-one scan while the others are served the page as it was, so what it says of the newest
-checkpoint and its witnesses lags by at most that. What differs per scan (the verdict,
-which a copy warning or the serial can change; the serial's proof; the form's token) is
-filled into holes on every request.
+its cosignatures move, the page is still true of that checkpoint, and what it says of the
+newest checkpoint and its witnesses may lag by up to `checkpoint_age` seconds:
+
+    claim(key, page, generation)
+        SERVE   it names the newest checkpoint, or is young, or another page is being
+                renewed in this process (one at a time: pages built together come due
+                together)
+        RENEW   served as it is; this scan has it renewed in the background (from half
+                to three quarters of `checkpoint_age` after it was built, at random)
+        BUILD   older than `checkpoint_age` (0: at once): this scan builds it afresh
+
+What differs per scan (the verdict, which a copy warning or the serial can change; the
+serial's proof; the form's token) is filled into holes on every request.
 """
 
 from __future__ import annotations
 
+import enum
 import random
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -44,9 +53,17 @@ Generation = tuple[int, int, int]  # ledger size, latest checkpoint, cosignature
 MAX_TOUCHED = 10_000
 # Reads remembered to vet what a builder kept from an older snapshot (one read a second).
 STEPS = 256
-# Seconds one scan's claim to rebuild a page for a newer checkpoint holds (a build that
+# Seconds one scan's claim to renew a page for a newer checkpoint holds (a build that
 # failed leaves it, and the next scan after this long tries again).
 REBUILD_CLAIM = 10.0
+
+
+class Claim(enum.Enum):
+    """What a scan does with a kept page that names an older checkpoint."""
+
+    SERVE = "serve"
+    RENEW = "renew"  # serve it, and renew it in the background
+    BUILD = "build"  # build it afresh for this scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +76,10 @@ class Page:
     producer: str
     subjects: frozenset[str] = frozenset()  # what an entry must be about to change it
     named: tuple[int, int] = (-1, 0)  # the checkpoint it names, and its cosignatures
-    renew_at: float = 0.0  # time.monotonic() after which a newer checkpoint rebuilds it
+    # time.monotonic() after which a newer checkpoint renews it in the background, and
+    # after which it is no longer served naming an older checkpoint (ScanPages.deadlines)
+    renew_at: float = 0.0
+    stale_at: float = 0.0
 
 
 class Kept:
@@ -138,6 +158,10 @@ class ScanPages:
         self._pages = Kept(maxsize)
         # The one page being rebuilt for a newer checkpoint, and until when the claim holds.
         self._rebuilding: tuple[Hashable, float] | None = None
+        # Renewals run here, one at a time, off the scans' threads: a scan that renewed a
+        # page itself waited for the build, and those builds were the fleet benchmark's
+        # p99 (docs/performance.md). Started at the first renewal.
+        self._renewer: ThreadPoolExecutor | None = None
         self._serials = Kept(65_536)  # serial -> its check
         # A serial is issued once for one batch and never moves.
         self._batches = Lru(65_536)
@@ -195,27 +219,58 @@ class ScanPages:
             touched |= found
         return frozenset(touched)
 
-    def renew_at(self) -> float:
-        """When a page built now is rebuilt if a newer checkpoint has come: spread over the
-        second half of `checkpoint_age`, so pages built together are not rebuilt together."""
-        return time.monotonic() + self.checkpoint_age * random.uniform(0.5, 1.0)  # noqa: S311
+    def deadlines(self) -> tuple[float, float]:
+        """When a page built now is renewed in the background if a newer checkpoint has
+        come, and when it is no longer served naming an older one. Renewals are spread
+        over the second and third quarters of `checkpoint_age`, so pages built together
+        are not renewed together, and the last quarter is left for the renewals queued
+        behind one another (one at a time in a process)."""
+        now = time.monotonic()
+        age = self.checkpoint_age
+        return now + age * random.uniform(0.5, 0.75), now + age  # noqa: S311
 
-    def usable(self, key: Hashable, page: Page, generation: Generation) -> bool:
-        """Whether a kept page may be served: it names the newest checkpoint, or is young
-        enough, or a scan is already rebuilding a page for a newer checkpoint (what it says
-        is still true of the checkpoint it names, so nobody need wait). False claims the
-        rebuild: one at a time in a process, so pages that came due together (after a
-        deployment or a warm-up) are renewed one after another, never by every thread."""
+    def claim(self, key: Hashable, page: Page, generation: Generation) -> Claim:
+        """What this scan does with a kept page (the module's docstring). Only one page is
+        claimed at a time in a process: the other due pages are served as they are, still
+        true of the checkpoint they name, and nobody waits."""
         if page.named == generation[1:]:
-            return True
+            return Claim.SERVE
         now = time.monotonic()
         if now < page.renew_at:
-            return True
+            return Claim.SERVE
         with self._state:
             if self._rebuilding is not None and now < self._rebuilding[1]:
-                return True
+                return Claim.SERVE
             self._rebuilding = (key, now + REBUILD_CLAIM)
-            return False
+        return Claim.BUILD if now >= page.stale_at else Claim.RENEW
+
+    def renew(self, key: Hashable, build: Callable[[], None]) -> None:
+        """Run a claimed renewal in the background: `build` keeps the page it builds (which
+        ends the claim); should it fail, the claim ends and a later scan tries again."""
+
+        def run() -> None:
+            try:
+                build()
+            finally:
+                self.release(key)
+
+        with self._state:
+            if self._renewer is None:
+                self._renewer = ThreadPoolExecutor(1, thread_name_prefix="page-renewal")
+            self._renewer.submit(run)
+
+    def release(self, key: Hashable) -> None:
+        """End a claim on `key`, if it holds one."""
+        with self._state:
+            if self._rebuilding is not None and self._rebuilding[0] == key:
+                self._rebuilding = None
+
+    def close(self, wait: bool = False) -> None:
+        """Stop renewing (with the app); `wait`: finish the renewal under way first."""
+        with self._state:
+            renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.shutdown(wait=wait, cancel_futures=not wait)
 
     def page(self, key: Hashable) -> Page | None:
         found = self._pages.peek(key)
@@ -224,9 +279,8 @@ class ScanPages:
     def keep(self, key: Hashable, page: Page, built: int) -> None:
         """Keep a page built from a snapshot of at least `built` entries, unless an entry
         read since then (which its builder may not have seen) touches it."""
+        self.release(key)
         with self._state:
-            if self._rebuilding is not None and self._rebuilding[0] == key:
-                self._rebuilding = None
             if not self._missed(page.subjects, built):
                 self._pages.put(key, page, page.subjects)
 

@@ -12,6 +12,7 @@ The same URL answers a browser with the page and anything else through the JSON 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
@@ -50,10 +51,11 @@ from ocop_trace.scan_facts import (
 )
 from ocop_trace.serials import SerialError, parse_canonical, parse_human
 from ocop_trace.site import resolver, scanning
-from ocop_trace.site.cache import Generation, Page, ScanPages
+from ocop_trace.site.cache import Claim, Generation, Page, ScanPages
 from ocop_trace.site.pages import error_page, finish, language, render, verdict_box, wants_html
 from ocop_trace.verdict import Findings, Verdict, decide
 
+log = logging.getLogger("ocop_trace")
 F = TypeVar("F", bound=Callable[..., Any])
 # The pages a scan opens, added to the app itself by `add_pages` and without dependencies:
 # every one costs time on the busiest path; each handler refuses a bad token itself.
@@ -236,7 +238,7 @@ async def _page(request: Request, target: Target) -> Response:
     signed = "s" in request.query_params  # an offline signature: checked on every scan
     if not signed and request.method in ("GET", "HEAD"):
         key = _key(cache, target, language(request))
-        page = _kept(cache, key, generation)
+        page = _kept(request, target, key, generation)
         if page is not None:
             check = cache.serial_check(target.serial) if target.serial else None
             if target.serial is None or check is not None:
@@ -258,9 +260,18 @@ def _key(cache: ScanPages, target: Target, lang: str) -> Any:
     return (batch, target.serial is not None, target.gtin, target.lot, lang, _today())
 
 
-def _kept(cache: ScanPages, key: Any, generation: Generation) -> Page | None:
+def _kept(request: Request, target: Target, key: Any, generation: Generation) -> Page | None:
+    """The kept page to serve, if any; one due for a newer checkpoint is renewed after."""
+    cache: ScanPages = request.app.state.pages
     page = cache.page(key) if key is not None else None
-    return page if page is not None and cache.usable(key, page, generation) else None
+    if page is None:
+        return None
+    claim = cache.claim(key, page, generation)
+    if claim is Claim.BUILD:
+        return None
+    if claim is Claim.RENEW:
+        cache.renew(key, lambda: _renew(request, target, key))
+    return page
 
 
 def _today() -> date:
@@ -278,7 +289,7 @@ def _serial_only(request: Request, target: Target, generation: Generation) -> Re
         if batch_id is None:
             return None  # unknown: the build answers with its 404 page
         cache.remember(serial, batch_id)
-        page = _kept(cache, _key(cache, target, language(request)), generation)
+        page = _kept(request, target, _key(cache, target, language(request)), generation)
         if page is None:
             return None
         try:
@@ -326,6 +337,22 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
         # The snapshot holds at least the generation's entries: vetted against those since.
         cache.keep(key, page, generation[0])
     return _fill(request, page, target, check, copied, signature)
+
+
+def _renew(request: Request, target: Target, key: Any) -> None:
+    """A kept page built again for a newer checkpoint, after the scan that found it due was
+    served it as it was (in the background: counts no scan, fills nothing)."""
+    cache: ScanPages = request.app.state.pages
+    try:
+        generation = cache.generation() or cache.read_generation()
+        with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
+            product, batch = rows_for(conn, target)
+            scan = view(conn, request.app.state.evidence, product, batch, _today())
+        page = _render(request, language(request), scan, target, None, generation)
+    except Exception:  # kept as it was; a later scan tries again
+        log.exception("renewing the scan page %r failed", key)
+        return
+    cache.keep(key, page, generation[0])
 
 
 def _render(
@@ -388,7 +415,7 @@ def _render(
         producer["name"],
         frozenset(subjects),
         (generation[1], generation[2]),
-        request.app.state.pages.renew_at(),
+        *request.app.state.pages.deadlines(),
     )
 
 
