@@ -210,21 +210,35 @@ def test_pages_that_came_due_together_are_rebuilt_one_at_a_time(api: Api) -> Non
     assert cache.claim(others[1], page, newer) is Claim.SERVE
 
 
-def _patient(api: Api) -> Api:
-    """The api's ledger served by an app whose pages may name an older checkpoint for 60 s."""
+@dataclasses.dataclass
+class _Due:
+    patient: Api  # serves the api's ledger; its pages may name an older checkpoint for 60 s
+    cache: ScanPages
+    path: str
+    named: str  # the checkpoint its kept page names
+    key: Any
+
+
+def _due_page(api: Api, stale: bool) -> _Due:
+    """A label's page kept, then a newer checkpoint, and the page made due for renewal
+    (`stale`: past its last moment too)."""
+    issue_labels(api, 1)
+    path = link(issued_serials(api)[0])
+    api.service.store.publish_checkpoint()
     keeping = api.settings.model_copy(update={"page_checkpoint_seconds": 60})
-    return Api(TestClient(create_app(keeping)), api.service, api.tokens, keeping)
-
-
-def _come_due(cache: ScanPages, stale: bool) -> Any:
-    """The one kept page made due for renewal (`stale`: past its last moment too)."""
+    patient = Api(TestClient(create_app(keeping)), api.service, api.tokens, keeping)
+    cache: ScanPages = patient.client.app.state.pages  # type: ignore[attr-defined]
+    named = scan(patient, path)[1].fields["text:checkpoint"]
+    other_batch(api)
+    api.service.store.publish_checkpoint()
+    cache.read_generation(again=True)
     (key,) = list(cache._pages._items)
     page = cache.page(key)
     assert page is not None
     now = time.monotonic()
     due = dataclasses.replace(page, renew_at=now - 1, stale_at=now - 1 if stale else now + 60)
     cache._pages.put(key, due, due.subjects)
-    return key
+    return _Due(patient, cache, path, named, key)
 
 
 def test_a_page_due_for_a_newer_checkpoint_is_served_at_once_and_renewed_behind(
@@ -233,78 +247,54 @@ def test_a_page_due_for_a_newer_checkpoint_is_served_at_once_and_renewed_behind(
     # The scan that found a page due built it itself, a few hundred milliseconds under
     # load: one such scan per page per checkpoint age, and the fleet benchmark's p99 was
     # theirs (0.56-1.3 s, docs/performance.md). It is now served the page as it was.
-    issue_labels(api, 1)
-    path = link(issued_serials(api)[0])
-    api.service.store.publish_checkpoint()
-    patient = _patient(api)
-    cache: ScanPages = patient.client.app.state.pages  # type: ignore[attr-defined]
-    named = scan(patient, path)[1].fields["text:checkpoint"]
-    other_batch(api)
-    api.service.store.publish_checkpoint()
-    cache.read_generation(again=True)
-    key = _come_due(cache, stale=False)
+    due = _due_page(api, stale=False)
+    cache = due.cache
     gate = threading.Event()
     cache.renew(("busy",), lambda: gate.wait(30))  # the renewal thread held: queued behind
-    with reads(patient) as statements:
-        status, page, _ = scan(patient, path)
+    with reads(due.patient) as statements:
+        status, page, _ = scan(due.patient, due.path)
     assert status == 200
-    assert page.fields["text:checkpoint"] == named
+    assert page.fields["text:checkpoint"] == due.named
     assert not rebuilt(statements)  # the scan built nothing itself
-    assert cache.page(key).named != cache.read_generation()[1:]  # type: ignore[union-attr]
+    assert cache.page(due.key).named != cache.read_generation()[1:]  # type: ignore[union-attr]
     gate.set()
     cache.close(wait=True)  # the renewal, off the scan's thread, is done
-    renewed = cache.page(key)
+    renewed = cache.page(due.key)
     assert renewed is not None
     assert renewed.named == cache.read_generation()[1:]
-    assert scan(patient, path)[1].fields["text:checkpoint"] != named
+    assert scan(due.patient, due.path)[1].fields["text:checkpoint"] != due.named
 
 
 def test_a_page_past_its_last_moment_is_built_by_the_scan(api: Api) -> None:
-    issue_labels(api, 1)
-    path = link(issued_serials(api)[0])
-    api.service.store.publish_checkpoint()
-    patient = _patient(api)
-    cache: ScanPages = patient.client.app.state.pages  # type: ignore[attr-defined]
-    named = scan(patient, path)[1].fields["text:checkpoint"]
-    other_batch(api)
-    api.service.store.publish_checkpoint()
-    cache.read_generation(again=True)
-    _come_due(cache, stale=True)
-    with reads(patient) as statements:
-        assert scan(patient, path)[1].fields["text:checkpoint"] != named
+    due = _due_page(api, stale=True)
+    with reads(due.patient) as statements:
+        assert scan(due.patient, due.path)[1].fields["text:checkpoint"] != due.named
     assert rebuilt(statements)
 
 
 def test_a_renewal_that_fails_leaves_the_page_and_lets_a_later_scan_try(
     api: Api, caplog: Any
 ) -> None:
-    issue_labels(api, 1)
-    path = link(issued_serials(api)[0])
-    api.service.store.publish_checkpoint()
-    patient = _patient(api)
-    cache: ScanPages = patient.client.app.state.pages  # type: ignore[attr-defined]
-    scan(patient, path)
-    other_batch(api)
-    api.service.store.publish_checkpoint()
-    generation = cache.read_generation(again=True)
-    key = _come_due(cache, stale=False)
-    due = cache.page(key)
-    assert due is not None
-    assert cache.claim(key, due, generation) is Claim.RENEW
+    due = _due_page(api, stale=False)
+    cache, key = due.cache, due.key
+    page = cache.page(key)
+    assert page is not None
+    generation = cache.read_generation()
+    assert cache.claim(key, page, generation) is Claim.RENEW
 
     def failing() -> None:
         raise RuntimeError("the database went away")
 
     cache.renew(key, failing)
     cache.close(wait=True)
-    assert cache.page(key) is due  # still served as it was
-    assert cache.claim(key, due, generation) is Claim.RENEW  # the claim ended: tried again
+    assert cache.page(key) is page  # still served as it was
+    assert cache.claim(key, page, generation) is Claim.RENEW  # the claim ended: tried again
     cache.release(key)
     # What the site's renewal does when its build fails: logs it, keeps nothing.
     with caplog.at_level("ERROR", logger="ocop_trace"):
-        scan_module._renew(_request(patient), Target(batch_id="no-such-batch"), key)
+        scan_module._renew(_request(due.patient), Target(batch_id="no-such-batch"), key)
     assert "renewing the scan page" in caplog.text
-    assert cache.page(key) is due
+    assert cache.page(key) is page
 
 
 def _request(api: Api) -> Any:
