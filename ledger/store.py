@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     event,
     func,
@@ -57,6 +58,20 @@ HEAD = LedgerHeadRow.__table__  # type: ignore[attr-defined]
 # The witnesses' cosignatures live beside the checkpoints they sign (ledger.cosign_store).
 COSIGNATURE = LedgerCosignatureRow.__table__  # type: ignore[attr-defined]
 LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD, COSIGNATURE]
+
+# The statements an append runs while it holds the head row, built once: building one
+# (and its cache key) took more CPU than the database took to run it, and under load that
+# CPU is time the lock is held (docs/performance.md, the fleet's appends).
+_HEAD_LOCKED = select(HEAD.c.size, HEAD.c.head_hash).where(HEAD.c.id == 1).with_for_update()
+_ALREADY_IN = select(
+    ENTRY.c.idx, ENTRY.c.entry_hash, ENTRY.c.statement_hash, ENTRY.c.integrated_at
+).where(ENTRY.c.statement_hash.in_(bindparam("hashes", expanding=True)))
+_GRANTS_OF = select(KEY).where(KEY.c.key_id.in_(bindparam("ids", expanding=True)))
+_HEAD_MOVED = (
+    update(HEAD)
+    .where(HEAD.c.id == 1)
+    .values(size=bindparam("new_size"), head_hash=bindparam("new_hash"))
+)
 
 
 def open_engine(url: str, connections: int = 48) -> Engine:
@@ -580,9 +595,7 @@ class LedgerStore:
         stmt_hashes: list[bytes],
         first_position: int = 0,
     ) -> list[Receipt]:
-        head = conn.execute(
-            select(HEAD.c.size, HEAD.c.head_hash).where(HEAD.c.id == 1).with_for_update()
-        ).one_or_none()
+        head = conn.execute(_HEAD_LOCKED).one_or_none()
         if head is None:
             raise AppendError(
                 "the ledger has no schema yet", expected="ocop-trace init", found="no head row"
@@ -596,11 +609,7 @@ class LedgerStore:
                 str(r.integrated_at),
                 duplicate=True,
             )
-            for r in conn.execute(
-                select(
-                    ENTRY.c.idx, ENTRY.c.entry_hash, ENTRY.c.statement_hash, ENTRY.c.integrated_at
-                ).where(ENTRY.c.statement_hash.in_(set(stmt_hashes)))
-            )
+            for r in conn.execute(_ALREADY_IN, {"hashes": list(set(stmt_hashes))})
         }
         registry = KeyRegistry(self.root_key_id, self._grants_for(conn, statements))
         frontier = merkle.CompactRange.from_store(
@@ -661,11 +670,7 @@ class LedgerStore:
                     if refused in positions:
                         exc.position = positions[refused]  # type: ignore[attr-defined]
                     raise
-            conn.execute(
-                update(HEAD)
-                .where(HEAD.c.id == 1)
-                .values(size=size + len(entry_rows), head_hash=prev_hash)
-            )
+            conn.execute(_HEAD_MOVED, {"new_size": size + len(entry_rows), "new_hash": prev_hash})
         return receipts
 
     def _grants_for(self, conn: Connection, statements: Sequence[Statement]) -> dict[str, KeyGrant]:
@@ -750,11 +755,11 @@ class LedgerStore:
 
 
 def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
-    query = select(KEY)
-    if ids is not None:
-        if not ids:
-            return []
-        query = query.where(KEY.c.key_id.in_(ids))
+    if ids is not None and not ids:
+        return []
+    rows = (
+        conn.execute(select(KEY)) if ids is None else conn.execute(_GRANTS_OF, {"ids": list(ids)})
+    )
     return [
         KeyGrant(
             r.key_id,
@@ -767,7 +772,7 @@ def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
             r.registered_by,
             None if r.revoked_index is None else int(r.revoked_index),
         )
-        for r in conn.execute(query)
+        for r in rows
     ]
 
 
