@@ -223,8 +223,8 @@ class ScanPages:
         """When a page built now is renewed in the background if a newer checkpoint has
         come, and when it is no longer served naming an older one. Renewals are spread
         over the second and third quarters of `checkpoint_age`, so pages built together
-        are not renewed together, and the last quarter is left for the renewals queued
-        behind one another (one at a time in a process)."""
+        are not renewed together, and the last quarter leaves the process's renewals, one
+        at a time, time to reach each page before a scan must build it."""
         now = time.monotonic()
         age = self.checkpoint_age
         return now + age * random.uniform(0.5, 0.75), now + age  # noqa: S311
