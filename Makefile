@@ -33,7 +33,7 @@ demo: $(RUNTIME_STAMP)
 	$(DEMO_ENV) bash -c 'trap "kill 0" EXIT; \
 	  $(BIN)/ocop-trace witness serve --dir demo/witnesses/hoi-dong-ocop-cao-bang-demo --port 8701 & \
 	  $(BIN)/ocop-trace witness serve --dir demo/witnesses/hoi-dong-ocop-lang-son-demo --port 8702 & \
-	  $(BIN)/ocop-trace serve --host 127.0.0.1 --port 8000
+	  $(BIN)/ocop-trace serve --host 127.0.0.1 --port 8000'
 
 # mypy cannot follow setuptools' editable-install import hook, so it reads the sources
 # through links carrying the installed package names.
