@@ -207,6 +207,20 @@ def view(
     )
 
 
+def reproved(conn: Connection, evidence: Evidence, scan: ScanView) -> ScanView:
+    """The same facts proven against the latest checkpoint. What a page shows changes only
+    with an entry about its subjects (and then it is read again): a newer checkpoint
+    changes only its entries' proofs and the checkpoint it names."""
+    c = _Checker(conn, evidence)
+    checks = [
+        replace(k, proof=evidence.proof(conn, c.note, k.index))
+        if k.short_hash and k.index is not None  # an entry, not something the rows lack
+        else k
+        for k in scan.checks
+    ]
+    return replace(scan, checks=checks, checkpoint=c.checkpoint())
+
+
 @dataclass
 class ProducerView:
     """A producer's public page: its facts, checked like a scan page's, and its products."""

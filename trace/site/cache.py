@@ -22,7 +22,9 @@ newest checkpoint and its witnesses may lag by up to `checkpoint_age` seconds:
                 renewed in this process (one at a time: pages built together come due
                 together)
         RENEW   served as it is; this scan has it renewed in the background (from half
-                to three quarters of `checkpoint_age` after it was built, at random)
+                to three quarters of `checkpoint_age` after it was built, at random):
+                its entries proven against the newer checkpoint, its rows read afresh
+                only every `REREAD_SECONDS`
         BUILD   older than `checkpoint_age` (0: at once): this scan builds it afresh
 
 What differs per scan (the verdict, which a copy warning or the serial can change; the
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from ocop_trace.evidence import Lru
-from ocop_trace.scan_facts import SerialCheck
+from ocop_trace.scan_facts import ScanView, SerialCheck
 from ocop_trace.site.pages import Rendered
 from ocop_trace.verdict import Findings
 from ocop_trace.witnessing import Witnessing
@@ -56,6 +58,10 @@ STEPS = 256
 # Seconds one scan's claim to renew a page for a newer checkpoint holds (a build that
 # failed leaves it, and the next scan after this long tries again).
 REBUILD_CLAIM = 10.0
+# A renewal proves the kept page's entries against the newer checkpoint and reads no rows
+# (an entry about what the page shows drops it instead); rows changed under a running
+# server without an entry, which no entry can announce, show after at most this long.
+REREAD_SECONDS = 600.0
 
 
 class Claim(enum.Enum):
@@ -80,6 +86,8 @@ class Page:
     # after which it is no longer served naming an older checkpoint (ScanPages.deadlines)
     renew_at: float = 0.0
     stale_at: float = 0.0
+    view: ScanView | None = None  # what it shows, for a renewal to prove again
+    read_at: float = 0.0  # time.monotonic() when its rows were read
 
 
 class Kept:
@@ -243,6 +251,11 @@ class ScanPages:
                 return Claim.SERVE
             self._rebuilding = (key, now + REBUILD_CLAIM)
         return Claim.BUILD if now >= page.stale_at else Claim.RENEW
+
+    def rereads(self, page: Page) -> bool:
+        """Whether a renewal of the page reads its rows afresh (at least every
+        `REREAD_SECONDS`), rather than only proving its entries against the newer checkpoint."""
+        return page.view is None or time.monotonic() - page.read_at >= REREAD_SECONDS
 
     def renew(self, key: Hashable, build: Callable[[], None]) -> None:
         """Run a claimed renewal in the background: `build` keeps the page it builds (which

@@ -13,6 +13,7 @@ The same URL answers a browser with the page and anything else through the JSON 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
@@ -45,6 +46,7 @@ from ocop_trace.scan_facts import (
     base_findings,
     batch_of_serial,
     per_scan,
+    reproved,
     rows_for,
     serial_check,
     view,
@@ -313,6 +315,7 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
     cache: ScanPages = request.app.state.pages
     lang = language(request)
     evidence: Evidence = request.app.state.evidence
+    read_at = time.monotonic()
     with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
         try:
             product, batch = rows_for(conn, target)
@@ -327,7 +330,7 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
         scan = view(conn, evidence, product, batch, _today())
         signature = scanning.signature(request, conn, product.producer_id)
     copied = scanning.copied_now(request, target.serial)  # a known serial: counted
-    page = _render(request, lang, scan, target, signature, generation)
+    page = _render(request, lang, scan, target, signature, generation, read_at)
     if target.serial is not None and batch is not None:
         cache.remember(target.serial, batch.id)
         if check is not None:
@@ -340,15 +343,25 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
 
 
 def _renew(request: Request, target: Target, key: Any) -> None:
-    """A kept page built again for a newer checkpoint, after the scan that found it due was
-    served it as it was (in the background: counts no scan, fills nothing)."""
+    """A kept page renewed for a newer checkpoint, after the scan that found it due was
+    served it as it was (in the background: counts no scan, fills nothing): its entries
+    proven again, or, every `REREAD_SECONDS`, the page read afresh."""
     cache: ScanPages = request.app.state.pages
+    evidence: Evidence = request.app.state.evidence
     try:
+        # The generation first: a page still kept after it was read is true of its entries.
         generation = cache.generation() or cache.read_generation()
+        kept = cache.page(key)
+        if kept is None:
+            return  # dropped by an entry about it meanwhile: its next scan builds it
+        read_at = time.monotonic()
         with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
-            product, batch = rows_for(conn, target)
-            scan = view(conn, request.app.state.evidence, product, batch, _today())
-        page = _render(request, language(request), scan, target, None, generation)
+            if kept.view is not None and not cache.rereads(kept):
+                scan, read_at = reproved(conn, evidence, kept.view), kept.read_at
+            else:
+                product, batch = rows_for(conn, target)
+                scan = view(conn, evidence, product, batch, _today())
+        page = _render(request, language(request), scan, target, None, generation, read_at)
     except Exception:  # kept as it was; a later scan tries again
         log.exception("renewing the scan page %r failed", key)
         return
@@ -362,6 +375,7 @@ def _render(
     target: Target,
     signature: str | None,
     generation: Generation,
+    read_at: float,
 ) -> Page:
     product, producer, batch, rating = scan.product, scan.producer, scan.batch, scan.rating
     certified, current = producer["address_certified"], producer["address_current"]
@@ -408,6 +422,7 @@ def _render(
     # A GTIN or lot link shows whichever batch matches: any batch registration may change it.
     product_link = target.serial is None and target.batch_id is None
     subjects = scan.subjects | ({"kind:batch.registered"} if product_link else set())
+    renew_at, stale_at = request.app.state.pages.deadlines()
     return Page(
         rendered,
         base_findings(scan),
@@ -415,7 +430,10 @@ def _render(
         producer["name"],
         frozenset(subjects),
         (generation[1], generation[2]),
-        *request.app.state.pages.deadlines(),
+        renew_at,
+        stale_at,
+        scan,
+        read_at,
     )
 
 
