@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from markupsafe import escape
+from sqlalchemy import Connection
 from starlette.routing import Route
 
 from ocop_trace import i18n, ocop
@@ -315,7 +316,8 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
     cache: ScanPages = request.app.state.pages
     lang = language(request)
     evidence: Evidence = request.app.state.evidence
-    read_at = time.monotonic()
+    key = _key(cache, target, lang)
+    kept = cache.page(key) if key is not None else None  # one past its last moment, say
     with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
         try:
             product, batch = rows_for(conn, target)
@@ -327,7 +329,7 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
             )
         except NotFound as exc:
             return error_page(request, 404, exc, target.serial)
-        scan = view(conn, evidence, product, batch, _today())
+        scan, read_at = _facts(request, conn, kept, lambda: (product, batch))
         signature = scanning.signature(request, conn, product.producer_id)
     copied = scanning.copied_now(request, target.serial)  # a known serial: counted
     page = _render(request, lang, scan, target, signature, generation, read_at)
@@ -344,28 +346,37 @@ def _build(request: Request, target: Target, generation: Generation) -> Response
 
 def _renew(request: Request, target: Target, key: Any) -> None:
     """A kept page renewed for a newer checkpoint, after the scan that found it due was
-    served it as it was (in the background: counts no scan, fills nothing): its entries
-    proven again, or, every `REREAD_SECONDS`, the page read afresh."""
+    served it as it was (in the background: counts no scan, fills nothing)."""
     cache: ScanPages = request.app.state.pages
-    evidence: Evidence = request.app.state.evidence
     try:
         # The generation first: a page still kept after it was read is true of its entries.
         generation = cache.generation() or cache.read_generation()
         kept = cache.page(key)
         if kept is None:
             return  # dropped by an entry about it meanwhile: its next scan builds it
-        read_at = time.monotonic()
         with request.app.state.public.connection() as conn:  # one snapshot: see public_reads
-            if kept.view is not None and not cache.rereads(kept):
-                scan, read_at = reproved(conn, evidence, kept.view), kept.read_at
-            else:
-                product, batch = rows_for(conn, target)
-                scan = view(conn, evidence, product, batch, _today())
+            scan, read_at = _facts(request, conn, kept, lambda: rows_for(conn, target))
         page = _render(request, language(request), scan, target, None, generation, read_at)
     except Exception:  # kept as it was; a later scan tries again
         log.exception("renewing the scan page %r failed", key)
         return
     cache.keep(key, page, generation[0])
+
+
+def _facts(
+    request: Request, conn: Connection, kept: Page | None, rows: Callable[[], tuple[Any, Any]]
+) -> tuple[ScanView, float]:
+    """What a page shows, and when its rows were read: a kept page's facts proven again
+    against the latest checkpoint (what it shows changes only with an entry about its
+    subjects, which drops it), or read afresh from `rows` (none kept, or every
+    `REREAD_SECONDS`: rows changed without an entry show then)."""
+    cache: ScanPages = request.app.state.pages
+    evidence: Evidence = request.app.state.evidence
+    if kept is not None and kept.view is not None and not cache.rereads(kept):
+        return reproved(conn, evidence, kept.view), kept.read_at
+    read_at = time.monotonic()
+    product, batch = rows()
+    return view(conn, evidence, product, batch, _today()), read_at
 
 
 def _render(
