@@ -123,6 +123,34 @@ def test_producer_cannot_act_for_another_producer(api: Api) -> None:
     assert api.client.get("/api/v1/batches/mien-2026-001").status_code == 404
 
 
+def test_a_batch_registration_says_what_is_taken_or_missing(api: Api) -> None:
+    # The projection asks its three questions in one statement under the head lock; what
+    # it refuses, and which rule it names first, is the same as when it asked them apart.
+    api.post("/api/v1/products", PRODUCT, "council")
+    assert api.post("/api/v1/batches", BATCH, "producer").status_code == 201
+    size = api.service.store.size()
+
+    def refused(body: dict[str, Any], status: int, code: str) -> str:
+        return str(
+            assert_error(api.post("/api/v1/batches", body, "producer"), status, code)["field"]
+        )
+
+    assert refused({**BATCH, "lot": "L9999"}, 409, "conflict") == "statements[0].id"
+    assert refused({**BATCH, "id": "mien-2026-777"}, 409, "conflict") == "statements[0].lot"
+    nowhere = {**BATCH, "id": "mien-2026-778", "product_id": "khong-co"}
+    assert refused(nowhere, 404, "not_found") == "statements[0].product_id"
+    assert (
+        refused({**BATCH, "product_id": "khong-co"}, 409, "conflict") == "statements[0].id"
+    )  # id first
+    assert api.service.store.size() == size, "a refused registration appended something"
+    assert (
+        api.post(
+            "/api/v1/batches", {**BATCH, "id": "mien-2026-779", "lot": "L9"}, "producer"
+        ).status_code
+        == 201
+    )
+
+
 def test_errors_have_one_shape_and_say_what_to_fix(api: Api) -> None:
     assert_error(api.client.get("/api/v1/producers/nobody"), 404, "not_found")
     assert_error(api.client.get("/no/such/route"), 404, "not_found")

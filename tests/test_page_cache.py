@@ -185,7 +185,12 @@ def test_one_scan_rebuilds_a_page_for_a_newer_checkpoint_while_the_others_get_it
     renew_at, stale_at = patient.deadlines()
     now = time.monotonic()
     assert 30 <= renew_at - now <= 45
-    assert 59 <= stale_at - now <= 60
+    # Past its checkpoint age a page is still renewed behind the scan that finds it due
+    # (the fleet benchmark's idle fleet came back to pages all past it, and its scans
+    # built them); one nobody scanned for ten minutes is built by the scan.
+    assert REREAD_SECONDS - 1 <= stale_at - now <= REREAD_SECONDS
+    slow = ScanPages(cache.witnessing, 0, checkpoint_age=3600)
+    assert 3599 <= slow.deadlines()[1] - time.monotonic() <= 3600
     young = dataclasses.replace(page, renew_at=renew_at, stale_at=stale_at)
     assert patient.claim(("other",), young, newer) is Claim.SERVE
     due = dataclasses.replace(young, renew_at=now - 1)

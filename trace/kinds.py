@@ -370,13 +370,26 @@ def _read_batch(data: BatchCreate) -> dict[str, Any]:
     Shown("batch", _BATCH_FIELDS, _read_batch),
 )
 def _batch_registered(p: Projector, index: int, data: BatchCreate, signer: KeyGrant) -> None:
-    p.refuse_existing(BATCH, data.id, "batch")
-    product = p.require(PRODUCT, data.product_id, "product")
-    p.own(signer, product.producer_id, f"product {data.product_id}")
-    lot_taken = p.conn.execute(
-        select(BATCH.c.id).where(BATCH.c.product_id == data.product_id, BATCH.c.lot == data.lot)
+    # The three look-ups in one statement: they run under the ledger's head lock, where
+    # each round trip holds up every other append (docs/performance.md). When something
+    # is wrong, the helpers say what, in the order the rules are checked.
+    id_taken = select(BATCH.c.id).where(BATCH.c.id == data.id).exists()
+    lot_taken = (
+        select(BATCH.c.id)
+        .where(BATCH.c.product_id == data.product_id, BATCH.c.lot == data.lot)
+        .exists()
+    )
+    product = p.conn.execute(
+        select(
+            PRODUCT.c.producer_id, id_taken.label("id_taken"), lot_taken.label("lot_taken")
+        ).where(PRODUCT.c.id == data.product_id)
     ).first()
-    if lot_taken is not None:
+    if product is None or product.id_taken:
+        p.refuse_existing(BATCH, data.id, "batch")
+        p.require(PRODUCT, data.product_id, "product")
+    assert product is not None  # require refused it otherwise
+    p.own(signer, product.producer_id, f"product {data.product_id}")
+    if product.lot_taken:
         raise Conflict(f"lot {data.lot} is already used for product {data.product_id}", field="lot")
     recall_source, recall_reason, recalled_index = "", "", None
     for input_id in data.inputs:
