@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LedgerKit
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from ledger import keys, merkle
 from ledger.bundle_export import store_records
@@ -90,6 +90,28 @@ def test_inclusion_and_consistency_proofs_verify(kit: LedgerKit) -> None:
         merkle.verify_consistency(old, size, proof, kit.store.root(old), root)
     with pytest.raises(ProofError):
         kit.store.inclusion_proof(size)
+
+
+def test_several_inclusion_proofs_are_the_single_ones_read_in_one_query(kit: LedgerKit) -> None:
+    kit.store.append(batch(kit, 40))
+    size = kit.store.size()
+    queries: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        queries.append(statement)
+
+    for tree in (size, 21):  # the latest tree, and an older one
+        indices = [i for i in (0, 1, 17, 20, 30, size - 1) if i < tree]
+        event.listen(kit.store.engine, "before_cursor_execute", count)
+        try:
+            paths = kit.store.inclusion_proofs(indices, tree)
+        finally:
+            event.remove(kit.store.engine, "before_cursor_execute", count)
+        assert len([q for q in queries if "ledger_node" in q]) == 1
+        queries.clear()
+        assert paths == {i: kit.store.inclusion_proof(i, tree)[1] for i in indices}
+    with pytest.raises(ProofError):
+        kit.store.inclusion_proofs([0, size], size)
 
 
 def test_checkpoint_is_a_signed_note_of_the_current_root(kit: LedgerKit) -> None:

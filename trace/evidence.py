@@ -140,21 +140,44 @@ class Evidence:
 
     def proof(self, conn: Connection, note: str, index: int) -> Proof:
         """The entry's inclusion proof in the checkpoint, checked here before it is shown."""
-        return self._proofs.get((note, index), lambda: self._prove(conn, note, index))
+        return self.proofs(conn, note, [index])[index]
 
-    def _prove(self, conn: Connection, note: str, index: int) -> Proof:
-        facts = self.entry(conn, index)
+    def proofs(self, conn: Connection, note: str, indices: Sequence[int]) -> dict[int, Proof]:
+        """`proof` of each entry; those not cached are read together, in one query."""
+        found: dict[int, Proof] = {}
+        for index in indices:
+            cached = self._proofs.peek((note, index))
+            if cached is not None:
+                found[index] = cached
+        missing = [i for i in dict.fromkeys(indices) if i not in found]
+        if missing:
+            for index, proof in self._prove(conn, note, missing).items():
+                self._proofs.put((note, index), proof)
+                found[index] = proof
+        return found
+
+    def _prove(self, conn: Connection, note: str, indices: list[int]) -> dict[int, Proof]:
         checkpoint = self.checkpoint(conn, note) if note else None
-        if checkpoint is None or index >= checkpoint.size:
-            return Proof(False)
-        size, path = self.store.inclusion_proof(index, checkpoint.size, conn)
-        try:
-            merkle.verify_inclusion(facts.leaf_hash, index, size, path, checkpoint.root_hash)
-        except LedgerError:
-            # The entry shown is not the one the checkpoint holds (the database was rolled
-            # back or rewritten under a running server): the page must say it is unproven.
-            return Proof(False)
-        return Proof(True, size, checkpoint.root_hash.hex()[:16], len(path))
+        size = checkpoint.size if checkpoint is not None else 0
+        proven = {i: Proof(False) for i in indices if i >= size}
+        inside = [i for i in indices if i < size]
+        if checkpoint is None or not inside:
+            return proven
+        paths = self.store.inclusion_proofs(inside, size, conn)
+        for index in inside:
+            path = paths[index]
+            try:
+                merkle.verify_inclusion(
+                    self.entry(conn, index).leaf_hash, index, size, path, checkpoint.root_hash
+                )
+            except LedgerError:
+                # The entry shown is not the one the checkpoint holds (the database was
+                # rolled back or rewritten under a running server): the page must say it
+                # is unproven.
+                proven[index] = Proof(False)
+                continue
+            proven[index] = Proof(True, size, checkpoint.root_hash.hex()[:16], len(path))
+        return proven
 
     def signed(self, facts: EntryFacts, part: str) -> dict[str, Any] | None:
         """What the entry's statement says, read as the projection reads it; None if the

@@ -212,10 +212,11 @@ def reproved(conn: Connection, evidence: Evidence, scan: ScanView) -> ScanView:
     with an entry about its subjects (and then it is read again): a newer checkpoint
     changes only its entries' proofs and the checkpoint it names."""
     c = _Checker(conn, evidence)
+    # Entries, not what the rows lack (those have no hash): proven together, one query.
+    entries = [k.index for k in scan.checks if k.short_hash and k.index is not None]
+    proofs = evidence.proofs(conn, c.note, entries)
     checks = [
-        replace(k, proof=evidence.proof(conn, c.note, k.index))
-        if k.short_hash and k.index is not None  # an entry, not something the rows lack
-        else k
+        replace(k, proof=proofs[k.index]) if k.short_hash and k.index is not None else k
         for k in scan.checks
     ]
     return replace(scan, checks=checks, checkpoint=c.checkpoint())

@@ -84,9 +84,9 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         le=3600,
-        description="How long a cached scan page may go on naming an older checkpoint while "
-        "entries about other products arrive (0: rebuilt at each new checkpoint or "
-        "cosignature); an entry about what the page shows rebuilds it at once",
+        description="How long a cached scan page goes on naming an older checkpoint before "
+        "a scan has it renewed in the background (0: rebuilt by the scan at each new "
+        "checkpoint or cosignature); an entry about what the page shows rebuilds it at once",
     )
     page_cache_size: int = Field(
         default=2048, ge=0, le=1_000_000, description="Rendered scan pages kept per worker"
