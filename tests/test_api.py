@@ -125,7 +125,9 @@ def test_producer_cannot_act_for_another_producer(api: Api) -> None:
 
 def test_a_batch_registration_says_what_is_taken_or_missing(api: Api) -> None:
     # The projection asks its three questions in one statement under the head lock; what
-    # it refuses, and which rule it names first, is the same as when it asked them apart.
+    # it refuses, and which rule it names first, is the same as when it asked them apart,
+    # and the field named is the body's own (it was "statements[0].id": the body is signed
+    # as the one statement of an append).
     api.post("/api/v1/products", PRODUCT, "council")
     assert api.post("/api/v1/batches", BATCH, "producer").status_code == 201
     size = api.service.store.size()
@@ -135,13 +137,11 @@ def test_a_batch_registration_says_what_is_taken_or_missing(api: Api) -> None:
             assert_error(api.post("/api/v1/batches", body, "producer"), status, code)["field"]
         )
 
-    assert refused({**BATCH, "lot": "L9999"}, 409, "conflict") == "statements[0].id"
-    assert refused({**BATCH, "id": "mien-2026-777"}, 409, "conflict") == "statements[0].lot"
+    assert refused({**BATCH, "lot": "L9999"}, 409, "conflict") == "id"
+    assert refused({**BATCH, "id": "mien-2026-777"}, 409, "conflict") == "lot"
     nowhere = {**BATCH, "id": "mien-2026-778", "product_id": "khong-co"}
-    assert refused(nowhere, 404, "not_found") == "statements[0].product_id"
-    assert (
-        refused({**BATCH, "product_id": "khong-co"}, 409, "conflict") == "statements[0].id"
-    )  # id first
+    assert refused(nowhere, 404, "not_found") == "product_id"
+    assert refused({**BATCH, "product_id": "khong-co"}, 409, "conflict") == "id"  # id first
     assert api.service.store.size() == size, "a refused registration appended something"
     assert (
         api.post(

@@ -24,7 +24,14 @@ from ledger.store import Also, LedgerStore, Receipt, writing
 from ocop_trace import accounts, label_repair, labels, text
 from ocop_trace.accounts import Principal
 from ocop_trace.custody import Custody
-from ocop_trace.errors import Conflict, Forbidden, NotAuthenticated, NotFound, Unavailable
+from ocop_trace.errors import (
+    Conflict,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from ocop_trace.kinds import KINDS, Role
 from ocop_trace.links import label_url
 from ocop_trace.models import (
@@ -133,7 +140,13 @@ class TraceService:
         require_role(principal, role)
         subject = principal.producer_id if role == "producer" else principal.username
         key = self._key(owner_of(role, subject))
-        return self._append([sign_statement(kind, body, key)], **also)[0]
+        try:
+            return self._append([sign_statement(kind, body, key)], **also)[0]
+        except ServiceError as exc:
+            # The caller sent a body, not a list of statements: the field is the body's own
+            # ("id", not "statements[0].id").
+            exc.position = None
+            raise
 
     # -- council --------------------------------------------------------------------------
     def register_producer(self, principal: Principal, data: ProducerCreate) -> Receipt:
