@@ -143,6 +143,9 @@ def test_a_batch_registration_says_what_is_taken_or_missing(api: Api) -> None:
     assert refused(nowhere, 404, "not_found") == "product_id"
     assert refused({**BATCH, "product_id": "khong-co"}, 409, "conflict") == "id"  # id first
     assert api.service.store.size() == size, "a refused registration appended something"
+    # A producer's registration is signed with its key's: the field is the body's there too.
+    producer = assert_error(api.post("/api/v1/producers", PRODUCER, "council"), 409, "conflict")
+    assert producer["field"] == "id"
     assert (
         api.post(
             "/api/v1/batches", {**BATCH, "id": "mien-2026-779", "lot": "L9"}, "producer"

@@ -8,7 +8,8 @@ do (ownership, the OCOP rules) is checked by the projection, inside the append.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,6 @@ from ocop_trace.errors import (
     Forbidden,
     NotAuthenticated,
     NotFound,
-    ServiceError,
     Unavailable,
 )
 from ocop_trace.kinds import KINDS, Role
@@ -140,19 +140,15 @@ class TraceService:
         require_role(principal, role)
         subject = principal.producer_id if role == "producer" else principal.username
         key = self._key(owner_of(role, subject))
-        try:
+        with _for_a_body():
             return self._append([sign_statement(kind, body, key)], **also)[0]
-        except ServiceError as exc:
-            # The caller sent a body, not a list of statements: the field is the body's own
-            # ("id", not "statements[0].id").
-            exc.position = None
-            raise
 
     # -- council --------------------------------------------------------------------------
     def register_producer(self, principal: Principal, data: ProducerCreate) -> Receipt:
         """The producer, and a custodial signing key registered for it, in one append."""
         body = data.model_dump(exclude_none=True)
-        return self.council_signs(principal, [("producer.registered", body)])[0]
+        with _for_a_body():
+            return self.council_signs(principal, [("producer.registered", body)])[0]
 
     def council_signs(
         self, principal: Principal, items: Sequence[tuple[str, dict[str, Any]]]
@@ -624,3 +620,15 @@ def _registration(
 
 
 __all__ = ["IssuedLabels", "TraceService", "attach_projection", "owner_of", "require_role"]
+
+
+@contextmanager
+def _for_a_body() -> Iterator[None]:
+    """A refusal of what the service signed for one body sent by the caller names the
+    body's field ("id"), not the statement's place in the append ("statements[0].id")."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "position", None) is not None:
+            exc.position = None  # type: ignore[attr-defined]
+        raise
