@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import SQLModel
 
-from ledger import merkle
+from ledger import merkle, pg_append
 from ledger.authority import KEY_REGISTERED, KEY_REVOKED, KeyGrant, KeyRegistry
 from ledger.cosign_tables import LedgerCosignatureRow
 from ledger.errors import AppendError, LedgerError, ProofError
@@ -120,6 +120,18 @@ def one_snapshot(engine: Engine) -> Engine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="REPEATABLE READ")
     return engine
+
+
+@contextmanager
+def one_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for one read statement, outside a transaction. On PostgreSQL a
+    transaction costs two round trips of its own (BEGIN, then ROLLBACK on return), more
+    than the query, and every signed-in request reads its token and its key this way.
+    SQLite begins its transactions itself (`_configure_sqlite`), so it reads as before."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +477,7 @@ class LedgerStore:
 
     def grants(self, conn: Connection | None = None) -> dict[str, KeyGrant]:
         with self.reading(conn) as c:
-            return {g.key_id: g for g in _grants_where(c, None)}
+            return {g.key_id: g for g in map(_grant_of, c.execute(select(KEY)))}
 
     def _node_getter(
         self, conn: Connection, wanted: Sequence[tuple[int, int]]
@@ -487,18 +499,7 @@ class LedgerStore:
                 f"SELECT level, idx, hash FROM ledger_node WHERE {condition}"  # noqa: S608
             )
             found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
-
-        def get_node(level: int, index: int) -> bytes:
-            try:
-                return found[(level, index)]
-            except KeyError:
-                raise ProofError(
-                    "a Merkle node the proof needs is missing from the store",
-                    expected=f"node level {level} index {index}",
-                    found="nothing",
-                ) from None
-
-        return get_node
+        return _getter(found)
 
     def root(self, size: int | None = None) -> bytes:
         with self.engine.connect() as conn:
@@ -605,26 +606,10 @@ class LedgerStore:
         stmt_hashes: list[bytes],
         first_position: int = 0,
     ) -> list[Receipt]:
-        head = conn.execute(_HEAD_LOCKED).one_or_none()
-        if head is None:
-            raise AppendError(
-                "the ledger has no schema yet", expected="ocop-trace init", found="no head row"
-            )
-        size, prev_hash = int(head.size), str(head.head_hash)
-        existing = {
-            bytes(r.statement_hash): Receipt(
-                int(r.idx),
-                bytes(r.entry_hash).hex(),
-                bytes(r.statement_hash).hex(),
-                str(r.integrated_at),
-                duplicate=True,
-            )
-            for r in conn.execute(_ALREADY_IN, {"hashes": list(set(stmt_hashes))})
-        }
-        registry = KeyRegistry(self.root_key_id, self._grants_for(conn, statements))
-        frontier = merkle.CompactRange.from_store(
-            size, self._node_getter(conn, merkle.complete_nodes(0, size))
+        size, prev_hash, existing, grants, frontier = self._locked_reads(
+            conn, stmt_hashes, statements
         )
+        registry = KeyRegistry(self.root_key_id, grants)
         now = utc_now()
         receipts: list[Receipt] = []
         entry_rows: list[tuple[int, bytes, bytes, str, str, str, bytes, str | None]] = []
@@ -668,8 +653,8 @@ class LedgerStore:
             receipts.append(Receipt(index, prev_hash, stmt_hash.hex(), now))
             existing[stmt_hash] = Receipt(index, prev_hash, stmt_hash.hex(), now, duplicate=True)
         if entry_rows:
-            _insert_rows(conn, ENTRY, entry_rows)
-            _insert_rows(conn, NODE, node_rows)
+            # The projection first, the ledger's own rows last: it reads none of them, and
+            # on PostgreSQL those go with the head's move in one round trip.
             self._save_grants(conn, changed)
             if self.on_append is not None:
                 try:
@@ -680,17 +665,56 @@ class LedgerStore:
                     if refused in positions:
                         exc.position = positions[refused]  # type: ignore[attr-defined]
                     raise
-            conn.execute(_HEAD_MOVED, {"new_size": size + len(entry_rows), "new_hash": prev_hash})
+            new_size = size + len(entry_rows)
+            if conn.dialect.name == "postgresql":
+                pg_append.write(conn, entry_rows, node_rows, new_size, prev_hash)
+            else:
+                _insert_rows(conn, ENTRY, entry_rows)
+                _insert_rows(conn, NODE, node_rows)
+                conn.execute(_HEAD_MOVED, {"new_size": new_size, "new_hash": prev_hash})
         return receipts
 
-    def _grants_for(self, conn: Connection, statements: Sequence[Statement]) -> dict[str, KeyGrant]:
-        ids = {s.key_id for s in statements}
-        ids |= {
-            s.body["key_id"]
-            for s in statements
-            if s.kind in (KEY_REGISTERED, KEY_REVOKED) and type(s.body.get("key_id")) is str
+    def _locked_reads(
+        self, conn: Connection, stmt_hashes: Sequence[bytes], statements: Sequence[Statement]
+    ) -> tuple[int, str, dict[bytes, Receipt], dict[str, KeyGrant], merkle.CompactRange]:
+        """Lock the head row and read what an append checks under the lock: the size and
+        head hash, receipts of the statements already in, the grants of the keys involved
+        and the tree's frontier."""
+        hashes = sorted(set(stmt_hashes))
+        ids = sorted(_key_ids(statements))
+        if conn.dialect.name == "postgresql":
+            head, rows, grant_rows, nodes = pg_append.locked_reads(conn, hashes, ids)
+            getter = _getter({(level, index): node for level, index, node in nodes})
+        else:
+            head = conn.execute(_HEAD_LOCKED).one_or_none()
+            if head is not None:
+                rows = list(conn.execute(_ALREADY_IN, {"hashes": hashes}))
+                grant_rows = list(conn.execute(_GRANTS_OF, {"ids": ids})) if ids else []
+                wanted = merkle.complete_nodes(0, int(head.size))
+                getter = self._node_getter(conn, wanted)
+        if head is None:
+            raise AppendError(
+                "the ledger has no schema yet", expected="ocop-trace init", found="no head row"
+            )
+        size = int(head.size)
+        existing = {
+            bytes(r.statement_hash): Receipt(
+                int(r.idx),
+                bytes(r.entry_hash).hex(),
+                bytes(r.statement_hash).hex(),
+                str(r.integrated_at),
+                duplicate=True,
+            )
+            for r in rows
         }
-        return {g.key_id: g for g in _grants_where(conn, ids)}
+        grants = {g.key_id: g for g in map(_grant_of, grant_rows)}
+        return (
+            size,
+            str(head.head_hash),
+            existing,
+            grants,
+            merkle.CompactRange.from_store(size, getter),
+        )
 
     @staticmethod
     def _save_grants(conn: Connection, changed: dict[str, KeyGrant]) -> None:
@@ -764,26 +788,46 @@ class LedgerStore:
             self.publish_checkpoint()
 
 
-def _grants_where(conn: Connection, ids: set[str] | None) -> list[KeyGrant]:
-    if ids is not None and not ids:
-        return []
-    rows = (
-        conn.execute(select(KEY)) if ids is None else conn.execute(_GRANTS_OF, {"ids": list(ids)})
+def _key_ids(statements: Sequence[Statement]) -> set[str]:
+    """The keys an append's authority check reads: the signers', and those registered or
+    revoked."""
+    ids = {s.key_id for s in statements}
+    ids |= {
+        s.body["key_id"]
+        for s in statements
+        if s.kind in (KEY_REGISTERED, KEY_REVOKED) and type(s.body.get("key_id")) is str
+    }
+    return ids
+
+
+def _grant_of(r: Any) -> KeyGrant:
+    return KeyGrant(
+        r.key_id,
+        r.role,
+        r.name,
+        frozenset(json.loads(r.kinds)),
+        frozenset(json.loads(r.may_grant)),
+        r.subject,
+        int(r.registered_index),
+        r.registered_by,
+        None if r.revoked_index is None else int(r.revoked_index),
     )
-    return [
-        KeyGrant(
-            r.key_id,
-            r.role,
-            r.name,
-            frozenset(json.loads(r.kinds)),
-            frozenset(json.loads(r.may_grant)),
-            r.subject,
-            int(r.registered_index),
-            r.registered_by,
-            None if r.revoked_index is None else int(r.revoked_index),
-        )
-        for r in rows
-    ]
+
+
+def _getter(found: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
+    """The nodes read, by (level, index); one missing is a ProofError that names it."""
+
+    def get_node(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise ProofError(
+                "a Merkle node the proof needs is missing from the store",
+                expected=f"node level {level} index {index}",
+                found="nothing",
+            ) from None
+
+    return get_node
 
 
 def _insert_rows(conn: Connection, table: Any, rows: Sequence[tuple[Any, ...]]) -> None:

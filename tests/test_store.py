@@ -6,15 +6,16 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import LedgerKit
-from sqlalchemy import event, func, select
+from conftest import LedgerKit, make_kit
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import OperationalError
 
-from ledger import keys, merkle
+from ledger import keys, merkle, pg_append
 from ledger.bundle_export import store_records
 from ledger.errors import AuthorityError, ProofError, SignatureError
 from ledger.note import NoteVerifier, note_key_id, open_checkpoint
 from ledger.statement import parse_entry, sign_statement
-from ledger.store import ENTRY, NODE
+from ledger.store import ENTRY, NODE, LedgerStore, open_engine
 from ledger.verifier import verify
 
 
@@ -116,6 +117,50 @@ def test_several_inclusion_proofs_are_the_single_ones_read_in_one_query(kit: Led
             merkle.verify_inclusion(leaves[index], index, tree, paths[index], root)
     with pytest.raises(ProofError):
         kit.store.inclusion_proofs([0, size], size)
+
+
+def test_each_append_grows_the_tree_from_the_frontier_read_under_the_lock(
+    kit: LedgerKit,
+) -> None:
+    # On PostgreSQL the frontier is asked of the head row in the lock's own round trip
+    # (ledger/pg_append.py): a wrong node there makes every later root wrong.
+    for n in (1, 1, 2, 3, 5, 8, 13, 1):
+        kit.store.append(batch(kit, n, f"F{kit.store.size()}-"))
+        leaves = all_leaves(kit)
+        assert kit.store.root() == merkle.root_from_leaf_hashes(leaves)  # computed apart
+    if kit.store.engine.dialect.name == "postgresql":
+        with kit.store.engine.begin() as conn:
+            head, existing, grants, nodes = pg_append.locked_reads(conn, [], [])
+        assert (head.size, existing, grants) == (len(leaves), [], [])
+        wanted = merkle.complete_nodes(0, len(leaves))
+        assert sorted(nodes) == sorted(
+            (level, index, merkle.root_from_leaf_hashes(leaves[index << level :][: 1 << level]))
+            for level, index in wanted
+        )
+
+
+@pytest.mark.postgres
+def test_a_database_error_in_an_appends_pipeline_is_sqlalchemys_and_writes_nothing(
+    postgres_url: str,
+) -> None:
+    # The app maps SQLAlchemy's OperationalError to 503 in one place (trace/errors.py); a
+    # pipeline's error must come out as one, not as the driver's own.
+    kit = make_kit(postgres_url)
+    impatient = LedgerStore(
+        open_engine(f"{postgres_url}?options=-c%20lock_timeout%3D200"),
+        origin=kit.store.origin,
+        root_key_id=kit.root_key_id,
+        checkpoint_interval=3600,
+    )
+    size = kit.store.size()
+    with kit.store.engine.begin() as holder:
+        holder.execute(text("SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE"))
+        with pytest.raises(OperationalError, match="lock"):
+            impatient.append(batch(kit, 2))
+    assert kit.store.size() == size
+    assert [r.index for r in impatient.append(batch(kit, 2))] == [size, size + 1]
+    assert kit.store.root() == merkle.root_from_leaf_hashes(all_leaves(kit))
+    impatient.engine.dispose()
 
 
 def test_checkpoint_is_a_signed_note_of_the_current_root(kit: LedgerKit) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlmodel import Field, SQLModel
 
 from ledger.statement import utc_now
-from ledger.store import writing
+from ledger.store import one_read, writing
 from ocop_trace.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 
 ROLES = ("council", "producer", "inspector")
@@ -208,7 +208,7 @@ def principal_for_token(engine: Engine, token: str, ttl: timedelta) -> Principal
     """Who the token belongs to, unless it is unknown, revoked, unused for longer than
     `ttl`, or its user is disabled. A use moves its expiry on (written hourly at most)."""
     now = datetime.now(UTC)
-    with engine.connect() as conn:
+    with one_read(engine) as conn:
         row = conn.execute(
             select(
                 TOKEN.c.id,

@@ -15,7 +15,7 @@ from sqlmodel import Column, Field, SQLModel
 
 from ledger import keys
 from ledger.errors import LedgerError
-from ledger.store import KEY, writing
+from ledger.store import KEY, one_read, writing
 from ocop_trace.errors import Unavailable
 
 
@@ -60,7 +60,7 @@ class Custody:
 
     def key_for(self, owner: str) -> Ed25519PrivateKey | None:
         """The key `owner` signs with: its newest registered, unrevoked one."""
-        with self.engine.connect() as conn:
+        with one_read(self.engine) as conn:
             row = conn.execute(
                 select(CUSTODIAL.c.key_id, CUSTODIAL.c.encrypted_pem)
                 .join(KEY, KEY.c.key_id == CUSTODIAL.c.key_id)
