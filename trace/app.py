@@ -9,6 +9,8 @@ surfaces                         over the domain
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import Depends, FastAPI
 
 from ocop_trace import __version__, docs_offline, metrics, reports, webapp
@@ -120,5 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory ocop_trace.app:app_from_environment` (each worker builds one)."""
-    return create_app(Settings())
+    """For `uvicorn --factory ocop_trace.app:app_from_environment` (each worker builds one).
+
+    What the worker holds once its app is built (its modules and the app, some 150,000
+    objects) lives as long as the process, so it is frozen out of the garbage collector's
+    full passes: each pass walked all of it, and under load held the event loop for 150 to
+    800 ms, the fleet benchmark's slowest scans (docs/performance.md). Only here, in a
+    server's own process: tests build many apps in one process and let them go."""
+    app = create_app(Settings())
+    gc.freeze()
+    return app
