@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlmodel import SQLModel
 
 from ledger import merkle, pg_append
@@ -59,6 +59,9 @@ HEAD = LedgerHeadRow.__table__  # type: ignore[attr-defined]
 COSIGNATURE = LedgerCosignatureRow.__table__  # type: ignore[attr-defined]
 LEDGER_TABLES = [ENTRY, NODE, CHECKPOINT, KEY, HEAD, COSIGNATURE]
 
+# A pooled PostgreSQL connection unused this long is checked before it is lent again.
+IDLE_PING_SECONDS = 1.0
+
 # The statements an append runs while it holds the head row, built once: building one
 # (and its cache key) took more CPU than the database took to run it, and under load that
 # CPU is time the lock is held (docs/performance.md, the fleet's appends).
@@ -74,9 +77,10 @@ _HEAD_MOVED = (
 )
 
 
-def open_engine(url: str, connections: int = 48) -> Engine:
+def open_engine(url: str, connections: int = 48, ping_after: float = IDLE_PING_SECONDS) -> Engine:
     """An engine for a SQLite file (WAL, fully synchronous) or a PostgreSQL URL that holds at
-    most `connections` PostgreSQL connections at once."""
+    most `connections` PostgreSQL connections at once, each checked before use when it sat
+    unused for `ping_after` seconds."""
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -101,15 +105,41 @@ def open_engine(url: str, connections: int = 48) -> Engine:
             return engine
         # No overflow: connections past the pool were closed on return and reopened on the
         # next burst, and a fleet could open more than the server admits.
-        return create_engine(
-            parsed, pool_pre_ping=True, pool_size=connections, max_overflow=0, pool_timeout=30
-        )
+        engine = create_engine(parsed, pool_size=connections, max_overflow=0, pool_timeout=30)
+        _ping_when_idle(engine, ping_after)
+        return engine
     except ArgumentError:  # NoSuchModuleError (an unknown database kind) is one too
         raise LedgerError(
             "not a database URL this service can use",
             expected="sqlite:///FILE or postgresql://USER@HOST/DB",
             found=url.split("@")[-1],  # never echo a password
         ) from None
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """Check a pooled connection before lending it only when it sat unused `seconds`.
+
+    SQLAlchemy's `pool_pre_ping` checks at every check-out, and a signed-in request checks
+    out three times: three of its ten round trips. A busy worker reuses its connections
+    within milliseconds; one that broke since (the server restarted) is found by its next
+    statement instead, which SQLAlchemy answers by dropping the whole pool, so a process
+    answers one request 503 (try again) and then reconnects. A connection that sat idle
+    and fails its check is replaced before anyone uses it (the pool's DisconnectionError).
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _lent(dbapi: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < seconds:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc).splitlines()[0] if str(exc) else "") from exc
 
 
 def one_snapshot(engine: Engine) -> Engine:

@@ -123,6 +123,17 @@ def test_producer_cannot_act_for_another_producer(api: Api) -> None:
     assert api.client.get("/api/v1/batches/mien-2026-001").status_code == 404
 
 
+def test_a_batch_as_large_as_its_form_allows_is_registered_and_read_back(api: Api) -> None:
+    # 10**12 base units (a million tonnes in grams): past PostgreSQL's 32-bit INTEGER,
+    # which answered 500 (migration 0016 widened the column).
+    api.post("/api/v1/products", PRODUCT, "council")
+    largest = {**BATCH, "quantity": 10**12}
+    assert api.post("/api/v1/batches", largest, "producer").status_code == 201
+    assert api.client.get(f"/api/v1/batches/{BATCH['id']}").json()["quantity"] == 10**12
+    too_large = {**BATCH, "id": "mien-2026-002", "lot": "L2", "quantity": 10**12 + 1}
+    assert assert_error(api.post("/api/v1/batches", too_large, "producer"), 422, "invalid_input")
+
+
 def test_a_batch_registration_says_what_is_taken_or_missing(api: Api) -> None:
     # The projection asks its three questions in one statement under the head lock; what
     # it refuses, and which rule it names first, is the same as when it asked them apart,

@@ -17,8 +17,10 @@ from pages import GTIN
 from pydantic import ValidationError
 from servers import seed, serving, token
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from support import BATCH, PRODUCT
 
+from ledger.store import open_engine
 from ocop_trace.ledger_setup import open_service
 from ocop_trace.settings import Settings
 
@@ -108,3 +110,36 @@ def test_writes_waiting_for_the_ledger_leave_threads_for_reads(tmp_path: Path) -
     assert read.status_code == 200
     assert waited < 5, waited  # three threads, one of them writing: a read finds one
     assert statuses == [201] * 6
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_is_checked_only_when_it_sat_unused(postgres_url: str) -> None:
+    # A check-out pinged the server every time: three of a signed-in request's ten round
+    # trips. Now only a connection unused for `ping_after` seconds is checked; one broken
+    # while in use is found by its next statement, once, and the pool starts afresh.
+    admin = create_engine(
+        make_url(postgres_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    engine = open_engine(postgres_url, connections=1, ping_after=0.5)
+
+    def backend() -> int:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def kill(pid: int) -> None:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    first = backend()
+    assert backend() == first  # the one connection, lent again
+    kill(first)
+    with pytest.raises(OperationalError):  # in use moments ago: not checked, so it fails
+        backend()
+    second = backend()  # and the pool started afresh
+    assert second != first
+    kill(second)
+    time.sleep(0.7)  # unused past ping_after: checked, found broken, replaced unseen
+    third = backend()
+    assert third not in (first, second)
+    engine.dispose()
+    admin.dispose()

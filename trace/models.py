@@ -448,6 +448,8 @@ class Batch(BatchBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
     producer_id: str = Field(max_length=64)
     entry_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Up to 10**12 base units (BatchBase): past PostgreSQL's 32-bit integer (migration 0016).
+    quantity: int = Field(sa_column=Column(BigInteger, nullable=False))
     recalled_index: int | None = Field(default=None, sa_column=Column(BigInteger))
     recall_reason: str = ""
     recall_source: str = Field(
