@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from ledger.tables import LedgerEntryRow, LedgerKeyRow, LedgerNodeRow
+from ledger.tables import LedgerEntryRow, LedgerKeyRow, LedgerNodeRow, insert_sql
 
 _ENTRY = LedgerEntryRow.__table__  # type: ignore[attr-defined]
 _NODE = LedgerNodeRow.__table__  # type: ignore[attr-defined]
@@ -48,14 +48,8 @@ _FRONTIER = (
 _HEAD_MOVED = "UPDATE ledger_head SET size = %s, head_hash = %s WHERE id = 1"
 
 
-def _insert(table: Any) -> str:
-    columns = ", ".join(c.name for c in table.columns)
-    marks = ", ".join(["%s"] * len(table.columns))
-    return f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608
-
-
-_INSERT_ENTRY = _insert(_ENTRY)
-_INSERT_NODE = _insert(_NODE)
+_INSERT_ENTRY = insert_sql(_ENTRY, "%s")
+_INSERT_NODE = insert_sql(_NODE, "%s")
 
 
 @contextmanager

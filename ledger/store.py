@@ -48,6 +48,7 @@ from ledger.tables import (
     LedgerHeadRow,
     LedgerKeyRow,
     LedgerNodeRow,
+    insert_sql,
 )
 
 ENTRY = LedgerEntryRow.__table__  # type: ignore[attr-defined]
@@ -861,16 +862,9 @@ def _getter(found: dict[tuple[int, int], bytes]) -> Callable[[int, int], bytes]:
 
 
 def _insert_rows(conn: Connection, table: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """INSERT many rows of plain values (ints, str, bytes) in the table's column order.
-
-    The append hot path: SQLAlchemy's per-row parameter processing cost more than the
-    database's own work, so the driver gets the rows as they are. Table and column names
-    are ours; values travel as parameters.
-    """
-    columns = ", ".join(column.name for column in table.columns)
-    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(table.columns))
-    sql = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608
-    conn.exec_driver_sql(sql, list(rows))
+    """INSERT many rows of plain values (ints, str, bytes) in the table's column order."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(insert_sql(table, mark), list(rows))
 
 
 def _insert_ignore(conn: Connection, table: Any) -> Any:

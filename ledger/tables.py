@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
+
+
+def insert_sql(table: Any, mark: str) -> str:
+    """INSERT of one row of every column, in the table's column order, each value's
+    placeholder `mark` ("?" or "%s"): the append's hot path hands the driver its rows as
+    they are (SQLAlchemy's per-row processing cost more than the database's own work).
+    Table and column names are ours; values travel as parameters."""
+    columns = ", ".join(column.name for column in table.columns)
+    marks = ", ".join([mark] * len(table.columns))
+    return f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"  # noqa: S608
 
 
 class LedgerEntryRow(SQLModel, table=True):
