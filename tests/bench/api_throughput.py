@@ -28,7 +28,7 @@ STARTUP_SECONDS = 5  # for the client processes to start and import, on a busy h
 
 
 def _batch(tag: str, number: int) -> dict[str, object]:
-    return {**BATCH, "id": f"{tag}-{number}", "lot": f"{tag.upper()}{number}"}
+    return {**BATCH, "id": f"{tag}-{number}", "lot": f"{tag.upper()}-{number}"}
 
 
 def store_rate(url: str, count: int, settings: object, tag: str = "s") -> float:
@@ -56,14 +56,14 @@ def _client(args: tuple[str, str, str, int, float]) -> tuple[float, float, list[
     return started, time.time(), statuses
 
 
-def api_rate(base: str, per_client: int) -> tuple[float, list[int]]:
+def api_rate(base: str, per_client: int, clients: int = CLIENTS) -> tuple[float, list[int]]:
     """Requests a second from the first request to the last answer. The clients start
     together once all have imported their modules (a spawned process takes a second or
     two, counted as request time before 2026-12-01, which cut the figure by up to half)."""
     bearer = f"Bearer {token(base, 'producer')}"
     start_at = time.time() + STARTUP_SECONDS
-    jobs = [(base, bearer, f"c{n}", per_client, start_at) for n in range(CLIENTS)]
-    with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
+    jobs = [(base, bearer, f"c{n}", per_client, start_at) for n in range(clients)]
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
         runs = pool.map(_client, jobs)
     statuses = [s for _, _, done in runs for s in done]
     seconds = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
@@ -74,6 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--per-client", type=int, default=150)
     parser.add_argument("--baseline", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
     args = parser.parse_args()
     print(f"API write throughput benchmark ({load()})", flush=True)
     failed = False
@@ -82,11 +83,11 @@ def main() -> int:
             settings = seed(url, folder / "keys")
             before = store_rate(url, args.baseline, settings)
             with serving(settings, workers=2) as base:
-                rate, statuses = api_rate(base, args.per_client)
+                rate, statuses = api_rate(base, args.per_client, args.clients)
             errors = sum(1 for s in statuses if s != 201)
             failed |= not result(
                 errors == 0,
-                f"{kind}: {len(statuses)} batches from {CLIENTS} client processes on 2 "
+                f"{kind}: {len(statuses)} batches from {args.clients} client processes on 2 "
                 f"workers: {rate:.0f}/s = {rate / before:.0%} of the store's own durable "
                 f"append rate {before:.0f}/s (one statement per transaction), {errors} errors",
             )
