@@ -63,19 +63,22 @@ def replace_in(entry: bytes, old: bytes, new: bytes) -> bytes:
     return entry.replace(old, new, 1)
 
 
-def change_prev_hash(entry: bytes) -> bytes:
-    # Its first hex digit, always to another one: replacing its first four with "ffff"
-    # changed nothing once in a while (a random hash that began so) or changed the first
-    # place those four characters occurred, earlier in the line.
-    start = entry.index(b'"prev_hash":"') + 13
-    char = entry[start : start + 1]
-    return entry[:start] + (b"f" if char != b"f" else b"0") + entry[start + 1 :]
+def change_char(entry: bytes, field: bytes, offset: int, to: bytes, else_to: bytes) -> bytes:
+    """The character `offset` places into the string value of `field`, always changed to
+    another: `to`, or `else_to` when it already is `to`. (Replacing a hash's first four
+    characters with "ffff" once changed nothing, a random hash that began so, or changed
+    the first place those four occurred, earlier in the line.)"""
+    start = entry.index(b'"' + field + b'":"') + len(field) + 4 + offset
+    changed = to if entry[start : start + 1] != to else else_to
+    return entry[:start] + changed + entry[start + 1 :]
 
 
-def flip_sig(entry: bytes) -> bytes:
-    start = entry.index(b'"sig":"') + 7
-    char = entry[start + 10 : start + 11]
-    return entry[: start + 10] + (b"B" if char != b"B" else b"C") + entry[start + 11 :]
+def with_entry(index: int, change: Callable[[bytes], bytes]) -> list[bytes | str]:
+    """The standard bundle with entry `index` changed."""
+    return [
+        change(line) if line == BASE[index] and isinstance(line, bytes) else line
+        for line in standard_lines(BASE)
+    ]
 
 
 def drop(lines: list[bytes | str], index: int) -> list[bytes | str]:
@@ -125,15 +128,12 @@ def forked() -> list[bytes | str]:
 
 CASES: dict[str, tuple[Callable[[], list[bytes | str]], int | None, str]] = {
     "changed body byte": (
-        lambda: [
-            replace_in(line, b'"L5"', b'"L6"') if line == BASE[5] else line
-            for line in standard_lines(BASE)
-        ],
+        lambda: with_entry(5, lambda line: replace_in(line, b'"L5"', b'"L6"')),
         5,
         "signature",
     ),
     "changed signature": (
-        lambda: [flip_sig(line) if line == BASE[6] else line for line in standard_lines(BASE)],
+        lambda: with_entry(6, lambda line: change_char(line, b"sig", 10, b"B", b"C")),
         6,
         "signature",
     ),
@@ -150,17 +150,12 @@ CASES: dict[str, tuple[Callable[[], list[bytes | str]], int | None, str]] = {
     "no authority for kind": (unauthorised, 8, "authority"),
     "key used after revocation": (used_after_revocation, 8, "authority"),
     "changed prev hash": (
-        lambda: [
-            change_prev_hash(line) if line == BASE[4] else line for line in standard_lines(BASE)
-        ],
+        lambda: with_entry(4, lambda line: change_char(line, b"prev_hash", 0, b"f", b"0")),
         4,
         "hash_link",
     ),
     "non-canonical entry": (
-        lambda: [
-            replace_in(line, b'{"index":3,', b'{"index": 3,') if line == BASE[3] else line
-            for line in standard_lines(BASE)
-        ],
+        lambda: with_entry(3, lambda line: replace_in(line, b'{"index":3,', b'{"index": 3,')),
         3,
         "encoding",
     ),

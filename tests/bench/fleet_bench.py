@@ -55,7 +55,7 @@ from ocop_trace.settings import Settings
 
 SERVERS = 3
 CONNECTIONS = 64
-APPEND_CLIENTS = 4
+WRITERS = 4
 SMALL = 10_000
 TARGETS = {"scale": 0.9, "p99": 50.0, "appends": 0.5}
 WARM_UP = 8  # seconds of a warm-up pass (all servers at once)
@@ -274,7 +274,7 @@ def main() -> int:
     parser.add_argument(
         "--writers",
         type=int,
-        default=APPEND_CLIENTS,
+        default=WRITERS,
         help="client processes registering batches (besides the one issuing labels)",
     )
     args = parser.parse_args()
